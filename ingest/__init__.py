@@ -1,0 +1,1 @@
+"""Ingest edge: venue registration, signed QR codes, scan intake into Kafka."""

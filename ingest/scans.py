@@ -1,0 +1,117 @@
+"""Per-item validation of incoming scans: every item gets either a ScanEvent or a clear reason."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from ingest.pseudonym import CccdError, parse_cccd, pseudonym
+from truyvet.events import Direction, PersonId, ScanEvent, UtcSecond, Venue, VenueId
+
+
+class ScanIn(BaseModel):
+    """A scan as a device or phone sends it (CONTRACT.md): exactly one venue and one person field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scan_id: uuid.UUID
+    scanned_at: UtcSecond
+    direction: Direction = Direction.in_
+    venue_qr: str | None = None
+    venue_id: VenueId | None = None
+    person_id: PersonId | None = None
+    cccd_qr: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> ScanIn:
+        if (self.venue_qr is None) == (self.venue_id is None):
+            raise ValueError("give exactly one of venue_qr or venue_id")
+        if (self.person_id is None) == (self.cccd_qr is None):
+            raise ValueError("give exactly one of person_id or cccd_qr")
+        return self
+
+
+@dataclass(frozen=True)
+class Rejected:
+    index: int
+    scan_id: str | None
+    error: str
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+class ScanValidator:
+    """Turns raw items into ScanEvents. Raw CCCD text is replaced by a pseudonym here and dropped.
+
+    :param venue_lookup: venue_id -> Venue or None (unknown venue).
+    :param verify_venue_qr: QR text -> venue_id, raising ValueError with the reason when invalid.
+    """
+
+    def __init__(
+        self,
+        *,
+        pseudonym_key: bytes,
+        retention: timedelta,
+        max_future: timedelta,
+        venue_lookup: Callable[[str], Venue | None],
+        verify_venue_qr: Callable[[str, datetime], str],
+    ) -> None:
+        self._key = pseudonym_key
+        self._retention = retention
+        self._max_future = max_future
+        self._venue = venue_lookup
+        self._verify_qr = verify_venue_qr
+
+    def validate(self, index: int, raw: Any, *, now: datetime, source: str) -> ScanEvent | Rejected:
+        scan_id = str(raw.get("scan_id")) if isinstance(raw, dict) and raw.get("scan_id") is not None else None
+        if not isinstance(raw, dict):
+            return Rejected(index, None, "scan must be a JSON object")
+        try:
+            item = ScanIn.model_validate(raw)
+        except ValidationError as exc:  # the reason names fields only, never echoes input (CCCD)
+            return Rejected(index, scan_id, _describe(exc))
+        if item.scanned_at > now + self._max_future:
+            return Rejected(index, scan_id, "scanned_at: more than 5 minutes in the future")
+        if item.scanned_at < now - self._retention:
+            return Rejected(index, scan_id, "scanned_at: older than the retention period")
+        if item.venue_qr is not None:
+            try:
+                venue_id = self._verify_qr(item.venue_qr, item.scanned_at)
+            except ValueError as exc:
+                return Rejected(index, scan_id, f"venue_qr: {exc}")
+        else:
+            venue_id = item.venue_id or ""
+        venue = self._venue(venue_id)
+        if venue is None:
+            return Rejected(index, scan_id, f"venue_id: unknown venue {venue_id!r}")
+        if venue.valid_from and item.scanned_at < venue.valid_from:
+            return Rejected(index, scan_id, "scanned_at: before the venue's validity window")
+        if venue.valid_until and item.scanned_at > venue.valid_until:
+            return Rejected(index, scan_id, "scanned_at: after the venue's validity window")
+        if item.cccd_qr is not None:
+            try:
+                card = parse_cccd(item.cccd_qr)
+            except CccdError as exc:
+                return Rejected(index, scan_id, str(exc))
+            person = pseudonym(self._key, card.id_number)
+        else:
+            person = item.person_id or ""
+        return ScanEvent(
+            scan_id=item.scan_id,
+            scanned_at=item.scanned_at,
+            direction=item.direction,
+            venue_id=venue_id,
+            person_id=person,
+            source=source,
+            received_at=now,
+        )

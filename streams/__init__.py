@@ -1,0 +1,1 @@
+"""Stream processing: validate scans, deduplicate, build visits, write them to ClickHouse."""

@@ -1,0 +1,38 @@
+"""Stream worker settings (env prefix ``STREAMS_``); shared infrastructure comes from ``TRUYVET_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from truyvet.events import Category
+from truyvet.settings import CommonSettings
+
+
+class StreamsSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="STREAMS_", extra="ignore", frozen=True)
+
+    app_id: str = "truyvet-streams"
+    # Default stay per category when the venue sets none (minutes); others use default_stay_minutes.
+    category_stay_minutes: dict[Category, int] = Field(
+        default_factory=lambda: {
+            Category.food_drink: 60, Category.bar: 120, Category.karaoke: 150, Category.gym: 90,
+            Category.office: 480, Category.factory: 480, Category.school: 360, Category.meeting: 180,
+            Category.health_facility: 120, Category.market_shop: 30, Category.mall_supermarket: 60,
+            Category.bus_station: 30, Category.public_transport: 60, Category.wedding: 180,
+            Category.funeral: 120,
+        }
+    )
+    # Scans of one person kept in the worker's state, relative to that person's newest scan.
+    state_horizon_hours: int = Field(72, ge=1)
+    sink_batch_size: int = Field(20_000, ge=1)
+    sink_flush_seconds: float = Field(0.5, gt=0)
+    sink_max_backoff_seconds: float = Field(30.0, gt=0)
+    retention_check_seconds: float = Field(3600.0, gt=0)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> StreamsSettings:
+    return StreamsSettings()

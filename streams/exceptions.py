@@ -1,0 +1,11 @@
+"""Errors of the stream worker."""
+
+from truyvet.exceptions import TruyvetError
+
+
+class StreamsError(TruyvetError):
+    pass
+
+
+class SinkBackpressure(StreamsError):
+    """ClickHouse refused or could not take a batch; consumption pauses until it can."""

@@ -1,0 +1,124 @@
+"""Session fixtures: the real Kafka and ClickHouse (started if not running), a unique topic prefix and
+database per run, and the three services started as real processes against them.
+
+Point ``TRUYVET_KAFKA_BOOTSTRAP`` / ``TRUYVET_CLICKHOUSE_HOST`` / ``TRUYVET_CLICKHOUSE_PORT`` at
+running services to use those instead; otherwise the project's own local stack is started.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+RUN_ID = secrets.token_hex(3)
+os.environ.setdefault("TRUYVET_TOPIC_PREFIX", f"t{RUN_ID}-")
+os.environ.setdefault("TRUYVET_CLICKHOUSE_DATABASE", f"test_{RUN_ID}")
+os.environ.setdefault("TRUYVET_ENVIRONMENT", "test")
+os.environ.setdefault("TRUYVET_PSEUDONYM_KEY", "test-pseudonym-key-" + RUN_ID)
+os.environ.setdefault("STREAMS_APP_ID", f"truyvet-test-{RUN_ID}")
+
+from truyvet.auth import Role, create_token  # noqa: E402
+from truyvet.schema.db import DriverDatabase  # noqa: E402
+from truyvet.settings import PROJECT_ROOT, CommonSettings  # noqa: E402
+from truyvet.stack.processes import ProcessDir, free_port, wait_until  # noqa: E402
+from truyvet.stack.services import Stack, app_services, http_ok  # noqa: E402
+from truyvet.units import load_units  # noqa: E402
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[CommonSettings]:
+    """Kafka + ClickHouse up, this run's topics and database created and migrated."""
+    settings = CommonSettings()
+    Stack(settings).infra_up()
+    yield settings
+    from truyvet.schema import connect
+
+    db = connect(settings, database="default")
+    try:
+        db.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="session")
+def db(infra: CommonSettings) -> Iterator[DriverDatabase]:
+    from truyvet.schema import connect
+
+    client = connect(infra)
+    load_units(client, PROJECT_ROOT / "deploy" / "data" / "bac_kan_units.csv")
+    yield client
+    client.close()
+
+
+@dataclass
+class RunningServices:
+    settings: CommonSettings
+    procs: ProcessDir
+    env: dict[str, str]
+    ingest_url: str
+    trace_url: str
+    worker_metrics_url: str
+
+    def start_worker(self, name: str = "worker", *, extra_env: dict[str, str] | None = None) -> int:
+        service = next(s for s in app_services(self.settings) if s.name == "worker")
+        env = {**self.env, **dict(service.env), **(extra_env or {})}
+        return self.procs.start(name, service.argv, env=env, cwd=PROJECT_ROOT)
+
+    def log(self, name: str) -> str:
+        return self.procs.log_file(name).read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def services(infra: CommonSettings, db: DriverDatabase) -> Iterator[RunningServices]:
+    """Ingest API, trace API and one stream worker as real processes, on free ports."""
+    ports = {"TRUYVET_INGEST_PORT": free_port(), "TRUYVET_TRACE_PORT": free_port(),
+             "TRUYVET_WORKER_METRICS_PORT": free_port()}
+    env = {k: str(v) for k, v in ports.items()} | {"PYTHONPATH": str(PROJECT_ROOT)}
+    os.environ.update(env)
+    settings = CommonSettings()
+    run_dir = infra.data_dir / "test-runs" / RUN_ID
+    procs = ProcessDir(run_dir)
+    for service in app_services(settings):
+        procs.start(service.name, service.argv, env={**env, **dict(service.env)}, cwd=PROJECT_ROOT)
+    running = RunningServices(settings, procs, env, settings.ingest_url, settings.trace_url,
+                              f"http://{settings.bind_host}:{settings.worker_metrics_port}/metrics")
+    try:
+        for service in app_services(settings):
+            wait_until(lambda s=service: http_ok(s.health_url), timeout=90, what=service.name)
+    except Exception:
+        for name in ("ingest", "trace", "worker"):
+            print(f"--- {name} log ---\n{running.log(name)[-3000:]}")
+        raise
+    yield running
+    for name in [p.stem for p in procs.run.glob("*.pid")]:
+        procs.stop(name)
+
+
+@pytest.fixture(scope="session")
+def token(db: DriverDatabase):  # noqa: ANN201 - a factory
+    """``token(role, ward="")`` -> auth headers for a fresh token."""
+
+    def make(role: Role, ward: str = "") -> dict[str, str]:
+        return {"Authorization": f"Bearer {create_token(db, role=role, ward_code=ward, name=f'test-{role.value}')}"}
+
+    return make
+
+
+@pytest.fixture()
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,32 @@
+"""The trace API application (``uvicorn trace_api.main:app``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from trace_api.config import get_settings
+from trace_api.routes import cases
+from truyvet.auth import TokenStore
+from truyvet.schema import connect
+from truyvet.web import install_error_handlers, install_health_and_metrics
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    app.state.settings = settings
+    app.state.tokens = TokenStore(connect(settings))
+    yield
+
+
+app = FastAPI(title="Truy Vết trace API", version="1", lifespan=lifespan, default_response_class=ORJSONResponse)
+install_error_handlers(app)
+install_health_and_metrics(app, lambda: {"service": "trace"})
+app.include_router(cases.router)

@@ -1,0 +1,1 @@
+"""HTTP routes of the trace API, one module per resource."""

@@ -1,0 +1,65 @@
+"""The contract's contact rule (CONTRACT.md, "Tracing semantics"), as pure functions over visits.
+
+ClickHouse narrows the candidates with primary-key range reads (queries.py); the exact rule,
+to the second and with closed intervals, is applied here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class VisitRow:
+    visit_id: str
+    person_id: str
+    venue_id: str
+    t_in: int
+    t_out: int
+
+
+@dataclass(frozen=True)
+class Exposure:
+    venue_id: str
+    case_visit: VisitRow
+    contact_visit: VisitRow
+    overlap_seconds: int
+
+
+def exposure(a: VisitRow, b: VisitRow, *, window: int, min_overlap: int) -> Exposure | None:
+    """Does visit ``b`` qualify as an exposure to case visit ``a`` (same venue)? Seconds throughout."""
+    if a.venue_id != b.venue_id:
+        return None
+    if not (b.t_in <= a.t_out + window and b.t_out >= a.t_in - window):
+        return None
+    widened = min(a.t_out + window, b.t_out) - max(a.t_in - window, b.t_in)
+    if widened < min_overlap:
+        return None
+    overlap = max(0, min(a.t_out, b.t_out) - max(a.t_in, b.t_in))
+    return Exposure(a.venue_id, a, b, overlap)
+
+
+def overlapping(visits: Iterable[VisitRow], start: int, end: int) -> list[VisitRow]:
+    """Visits overlapping the closed interval ``[start, end]``."""
+    return [v for v in visits if v.t_in <= end and v.t_out >= start]
+
+
+def exposures_of(
+    sources: list[VisitRow], candidates: Iterable[VisitRow], *, exclude: set[str], window: int, min_overlap: int
+) -> dict[str, list[Exposure]]:
+    """Every qualifying exposure of every candidate person to any of ``sources``, by person."""
+    by_venue: dict[str, list[VisitRow]] = {}
+    for a in sources:
+        by_venue.setdefault(a.venue_id, []).append(a)
+    found: dict[str, list[Exposure]] = {}
+    for b in candidates:
+        if b.person_id in exclude:
+            continue
+        for a in by_venue.get(b.venue_id, ()):
+            hit = exposure(a, b, window=window, min_overlap=min_overlap)
+            if hit is not None:
+                found.setdefault(b.person_id, []).append(hit)
+    for hits in found.values():
+        hits.sort(key=lambda e: (e.contact_visit.t_in, e.case_visit.t_in, e.venue_id, e.contact_visit.visit_id))
+    return found

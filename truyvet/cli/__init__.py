@@ -1,0 +1,33 @@
+"""The ``truyvet`` command: thin click commands, one module per concern."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+from rich.logging import RichHandler
+
+from truyvet.cli import demo, stack, token, units
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def cli(verbose: bool) -> None:
+    """Truy Vết: QR check-in contact tracing on Kafka, faust and ClickHouse."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(show_path=False)])
+    # Readiness probes expect refused connections while Kafka starts; kafka-python warns on each.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+cli.add_command(stack.up)
+cli.add_command(stack.down)
+cli.add_command(stack.status)
+cli.add_command(stack.migrate)
+cli.add_command(token.token)
+cli.add_command(units.units)
+cli.add_command(demo.demo)
+
+
+def main() -> None:
+    cli()

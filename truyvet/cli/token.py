@@ -1,0 +1,41 @@
+"""``truyvet token create | revoke``."""
+
+from __future__ import annotations
+
+import click
+
+from truyvet.auth import Role, create_token, revoke_token
+from truyvet.settings import common_settings
+from truyvet.stack.clickhouse import ensure_database
+
+
+@click.group()
+def token() -> None:
+    """API tokens (stored hashed; the clear text is shown once)."""
+
+
+@token.command("create")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--ward", default="", help="Ward code (required for health_center).")
+@click.option("--name", default="", help="Who holds the token (shown in the audit log).")
+def create(role: str, ward: str, name: str) -> None:
+    """Print a new token alone on the last line of stdout."""
+    db = ensure_database(common_settings())
+    try:
+        value = create_token(db, role=Role(role), ward_code=ward, name=name)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    finally:
+        db.close()
+    click.echo(value)
+
+
+@token.command("revoke")
+@click.argument("prefix")
+def revoke(prefix: str) -> None:
+    """Revoke the token(s) whose first 10 characters are PREFIX."""
+    db = ensure_database(common_settings())
+    try:
+        click.echo(f"revoked {revoke_token(db, prefix)} token(s)")
+    finally:
+        db.close()

@@ -1,0 +1,158 @@
+"""The one typed definition of each event the services exchange over Kafka.
+
+Everyone who produces or consumes a topic imports these models; nobody re-declares the fields.
+Times are timezone-aware UTC ``datetime`` values truncated to the second (the contract compares
+to the second).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+
+class Category(StrEnum):
+    """Venue categories of the origin letter (CONTRACT.md)."""
+
+    office = "office"
+    factory = "factory"
+    food_drink = "food_drink"
+    bar = "bar"
+    karaoke = "karaoke"
+    massage_beauty = "massage_beauty"
+    gym = "gym"
+    meeting = "meeting"
+    health_facility = "health_facility"
+    school = "school"
+    bus_station = "bus_station"
+    public_transport = "public_transport"
+    mall_supermarket = "mall_supermarket"
+    market_shop = "market_shop"
+    wedding = "wedding"
+    funeral = "funeral"
+    tourist_site = "tourist_site"
+    entertainment = "entertainment"
+    spiritual_site = "spiritual_site"
+
+
+class Direction(StrEnum):
+    in_ = "in"
+    out = "out"
+
+
+class Topics:
+    """Logical topic names; :meth:`truyvet.settings.CommonSettings.topic` adds the prefix."""
+
+    SCANS = "scans"  # public intake: HTTP ingest and any Kafka client write here
+    SCANS_DLQ = "scans-dlq"  # rejected scans with their reason
+    SCANS_BY_PERSON = "scans-by-person"  # validated scans keyed by person (internal)
+    VENUES = "venues"  # compacted: venue_id -> Venue
+    ALERTS = "alerts"
+
+
+def _utc_second(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("time needs an offset (RFC 3339)")
+    return value.astimezone(UTC).replace(microsecond=0)
+
+
+UtcSecond = Annotated[datetime, AfterValidator(_utc_second)]
+PersonId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+VenueId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class ScanEvent(BaseModel):
+    """A scan as it travels on the ``scans`` topics: pseudonymous person, known venue id."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    scan_id: uuid.UUID
+    scanned_at: UtcSecond
+    direction: Direction = Direction.in_
+    venue_id: VenueId
+    person_id: PersonId
+    source: str = "kafka"  # http | batch | kafka
+    received_at: UtcSecond | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> ScanEvent:
+        return cls.model_validate_json(raw)
+
+
+class Venue(BaseModel):
+    """A registered venue, as published on the compacted ``venues`` topic."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    venue_id: VenueId
+    name: str
+    category: Category
+    ward_code: str
+    address: str = ""
+    phone: str = ""
+    default_stay_minutes: int | None = Field(None, ge=1, le=24 * 60)
+    valid_from: UtcSecond | None = None
+    valid_until: UtcSecond | None = None
+    created_at: UtcSecond
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class Visit(BaseModel):
+    """A person's stay at a venue, derived from scans by the contract's rules.
+
+    ``version`` grows with every re-emission of the same ``visit_id``; ``deleted`` marks a visit
+    that a later-arriving scan made void (e.g. it turned out to be a near-duplicate).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    visit_id: str
+    person_id: str
+    venue_id: str
+    t_in: UtcSecond
+    t_out: UtcSecond
+    source_in: str = ""  # scan_id of the opening ``in`` scan ("" for an orphan ``out``)
+    source_out: str = ""  # scan_id of the closing ``out`` scan, if any
+    version: int = 0
+    deleted: bool = False
+
+
+class DeadLetter(BaseModel):
+    """What the dead-letter topics hold: the original bytes, why, and where they came from."""
+
+    reason: str
+    error_code: str
+    raw: str
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+    rejected_at: UtcSecond = Field(default_factory=lambda: datetime.now(UTC))
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class Alert(BaseModel):
+    """One alert per (case, contact), addressed to a ward health center."""
+
+    alert_id: str
+    case_id: str
+    person_id: str
+    generation: int
+    ward_code: str
+    venue_id: str
+    created_at: UtcSecond
+
+
+def to_jsonable(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

@@ -1,0 +1,68 @@
+"""Versioned schema migrations: ``migrations/NNNN_name.sql`` applied in order, each recorded once.
+
+A file holds one or more statements separated by ``;`` at the end of a line. Every statement must
+be accepted by ClickHouse 18.16 and by current ClickHouse: the suite applies all of them to both.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+
+from truyvet.schema.db import Database
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def migrations() -> list[Migration]:
+    """All migrations shipped with the package, in version order."""
+    found = []
+    for entry in resources.files("truyvet.schema").joinpath("migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if not match:
+            continue
+        text = entry.read_text(encoding="utf-8")
+        body = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
+        statements = tuple(s.strip() for s in re.split(r";\s*\n", body + "\n") if s.strip())
+        found.append(Migration(int(match.group(1)), match.group(2), statements))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(versions) != len(set(versions)):
+        raise RuntimeError(f"two migrations share a version: {versions}")
+    return found
+
+
+def apply_migrations(db: Database) -> list[Migration]:
+    """Apply what is not yet recorded in ``schema_migrations``; return what was applied."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version UInt32, name String, applied_at DateTime('UTC')) "
+        "ENGINE = MergeTree ORDER BY version"
+    )
+    done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+    applied = []
+    for migration in migrations():
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            db.execute(statement)
+        db.insert(
+            "schema_migrations",
+            ["version", "name", "applied_at"],
+            [(migration.version, migration.name, datetime.now(UTC).replace(microsecond=0))],
+        )
+        logger.info("applied migration %04d_%s", migration.version, migration.name)
+        applied.append(migration)
+    return applied

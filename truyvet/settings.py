@@ -1,0 +1,75 @@
+"""Settings shared by every service: where Kafka and ClickHouse are, topic names, secrets.
+
+Each service subclasses :class:`CommonSettings` in its own ``config.py`` with its own env prefix;
+the shared fields keep the ``TRUYVET_`` prefix so one environment drives the whole stack.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from truyvet.exceptions import ConfigError
+
+PLACEHOLDER_SECRET = "change-me-in-production"  # noqa: S105 - the value we refuse outside development
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class CommonSettings(BaseSettings):
+    """Infrastructure every component talks to. Env prefix ``TRUYVET_``."""
+
+    model_config = SettingsConfigDict(env_prefix="TRUYVET_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = PROJECT_ROOT / ".local"
+    bind_host: str = "127.0.0.1"
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_controller_port: int = 9093
+    topic_prefix: str = ""
+    scans_partitions: int = 8
+
+    clickhouse_host: str = "127.0.0.1"
+    clickhouse_port: int = 9000
+    clickhouse_http_port: int = 8123
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_database: str = "truyvet"
+
+    ingest_port: int = 8001
+    trace_port: int = 8002
+    worker_metrics_port: int = 8003
+
+    # Keyed pseudonyms of national ID numbers and the token hashes depend on this.
+    pseudonym_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    retention_days: int = Field(28, ge=1, le=366)
+    max_stay_minutes: int = Field(12 * 60, ge=1)
+    default_stay_minutes: int = Field(60, ge=1)
+    dedup_window_minutes: int = Field(10, ge=0)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> CommonSettings:
+        if self.environment == "production" and self.pseudonym_key.get_secret_value() == PLACEHOLDER_SECRET:
+            raise ConfigError("TRUYVET_PSEUDONYM_KEY is the placeholder; set a real secret in production")
+        return self
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical topic (``scans``, ``scans-dlq``, ``venues``...)."""
+        return f"{self.topic_prefix}{name}"
+
+    @cached_property
+    def ingest_url(self) -> str:
+        return f"http://{self.bind_host}:{self.ingest_port}"
+
+    @cached_property
+    def trace_url(self) -> str:
+        return f"http://{self.bind_host}:{self.trace_port}"
+
+
+def common_settings() -> CommonSettings:
+    """Settings from the environment (a fresh read: tests change the environment)."""
+    return CommonSettings()

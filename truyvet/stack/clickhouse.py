@@ -1,0 +1,111 @@
+"""ClickHouse server from Debian's package, run with the project's own config (not the system service)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+
+from truyvet.exceptions import StackError
+from truyvet.schema import apply_migrations, connect
+from truyvet.schema.db import DriverDatabase
+from truyvet.settings import PROJECT_ROOT, CommonSettings
+from truyvet.stack.processes import ProcessDir, port_open, wait_until
+
+logger = logging.getLogger(__name__)
+
+DEPLOY = PROJECT_ROOT / "deploy" / "clickhouse"
+NAME = "clickhouse"
+
+
+def server_binary() -> list[str] | None:
+    """The server command: Debian's ``clickhouse-server`` or the single ``clickhouse`` binary."""
+    for candidate in ("clickhouse-server", "/usr/sbin/clickhouse-server"):
+        path = shutil.which(candidate)
+        if path:
+            return [path]
+    path = shutil.which("clickhouse")
+    return [path, "server"] if path else None
+
+
+def install_package() -> None:
+    """``apt-get install clickhouse-server`` (as root), refreshing the package lists if needed."""
+    if os.geteuid() != 0:
+        raise StackError("clickhouse-server is missing; install it (sudo apt-get install clickhouse-server)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for attempt in range(2):
+        if attempt:
+            subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, capture_output=True)
+        result = subprocess.run(["apt-get", "install", "-y", "-qq", "clickhouse-server", "clickhouse-client"],
+                                env=env, capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            return
+    raise StackError("apt-get install clickhouse-server failed", output=result.stderr[-2000:])
+
+
+class ClickHouseNode:
+    def __init__(self, settings: CommonSettings) -> None:
+        self.settings = settings
+        self.home = settings.data_dir / "clickhouse"
+        self.procs = ProcessDir(settings.data_dir)
+        self.host = settings.clickhouse_host
+
+    def configure(self) -> Path:
+        for sub in ("data", "tmp", "user_files", "format_schemas", "logs"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        config = (DEPLOY / "config.xml").read_text().format(
+            dir=self.home, host=self.host, http_port=self.settings.clickhouse_http_port,
+            tcp_port=self.settings.clickhouse_port,
+        )
+        (self.home / "config.xml").write_text(config)
+        shutil.copyfile(DEPLOY / "users.xml", self.home / "users.xml")
+        return self.home / "config.xml"
+
+    def start(self, *, timeout: float = 60) -> int | None:
+        pid = self.procs.pid(NAME)
+        if pid is None and port_open(self.host, self.settings.clickhouse_port):
+            logger.info("ClickHouse already listening on %s:%s (not ours); using it",
+                        self.host, self.settings.clickhouse_port)
+            return None
+        if pid is None:
+            binary = server_binary()
+            if binary is None:
+                install_package()
+                binary = server_binary()
+            if binary is None:
+                raise StackError("clickhouse-server not found after install")
+            config = self.configure()
+            pid = self.procs.start(NAME, [*binary, f"--config-file={config}"], cwd=self.home)
+        wait_until(self.ready, timeout=timeout, what=f"ClickHouse on {self.host}:{self.settings.clickhouse_port}")
+        return pid
+
+    def ready(self) -> bool:
+        url = f"http://{self.host}:{self.settings.clickhouse_http_port}/ping"
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL from settings
+            return bool(response.read().strip() == b"Ok.")
+
+    def stop(self) -> bool:
+        return self.procs.stop(NAME, timeout=30)
+
+
+def ensure_database(settings: CommonSettings) -> DriverDatabase:
+    """Create the configured database if missing and apply the migrations; return a client on it."""
+    bootstrap = connect(settings, database="default")
+    try:
+        bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {settings.clickhouse_database}")
+    finally:
+        bootstrap.close()
+    db = connect(settings)
+    apply_migrations(db)
+    return db
+
+
+def server_version(settings: CommonSettings) -> str:
+    db = connect(settings, database="default")
+    try:
+        return str(db.execute("SELECT version()")[0][0])
+    finally:
+        db.close()

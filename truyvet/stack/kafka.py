@@ -1,0 +1,143 @@
+"""Apache Kafka 4.x, single node, KRaft: jars from Maven Central, storage formatted once."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from truyvet.events import Topics
+from truyvet.exceptions import StackError
+from truyvet.settings import PROJECT_ROOT, CommonSettings
+from truyvet.stack.processes import ProcessDir, port_open, wait_until
+
+logger = logging.getLogger(__name__)
+
+DEPLOY = PROJECT_ROOT / "deploy" / "kafka"
+NAME = "kafka"
+
+
+def _host_port(bootstrap: str) -> tuple[str, int]:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    return host, int(port)
+
+
+class KafkaNode:
+    def __init__(self, settings: CommonSettings) -> None:
+        self.settings = settings
+        self.home = settings.data_dir / "kafka"
+        self.libs = self.home / "libs"
+        self.data = self.home / "data"
+        self.procs = ProcessDir(settings.data_dir)
+        self.host, self.port = _host_port(settings.kafka_bootstrap)
+
+    # -- install ---------------------------------------------------------------------------------
+    def jar_version(self) -> str | None:
+        jars = sorted(self.libs.glob("kafka_2.13-*.jar"))
+        return jars[-1].name.removeprefix("kafka_2.13-").removesuffix(".jar") if jars else None
+
+    def install(self) -> None:
+        """Resolve the broker jars with Maven (once; Maven's cache makes a re-run cheap)."""
+        if self.jar_version():
+            return
+        if not shutil.which("mvn"):
+            raise StackError("Maven (mvn) is needed to fetch the Kafka jars; apt-get install maven")
+        self.libs.mkdir(parents=True, exist_ok=True)
+        logger.info("resolving Kafka jars from Maven Central into %s", self.libs)
+        result = subprocess.run(
+            ["mvn", "-q", "-B", "-f", str(DEPLOY / "pom.xml"), "dependency:copy-dependencies",
+             f"-DoutputDirectory={self.libs}"],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0 or not self.jar_version():
+            raise StackError("mvn could not resolve the Kafka jars", output=result.stdout[-2000:])
+
+    def _java(self, *args: str) -> list[str]:
+        return ["java", "-Xms256m", "-Xmx1g", f"-Dlog4j2.configurationFile={DEPLOY / 'log4j2.yaml'}",
+                "-cp", f"{self.libs}/*", *args]
+
+    def configure(self) -> Path:
+        text = (DEPLOY / "server.properties").read_text()
+        rendered = text.format(host=self.host, port=self.port,
+                               controller_port=self.settings.kafka_controller_port, log_dirs=self.data)
+        target = self.home / "server.properties"
+        target.write_text(rendered)
+        if not (self.data / "meta.properties").exists():
+            self.data.mkdir(parents=True, exist_ok=True)
+            cluster_id = _cluster_id()
+            result = subprocess.run(
+                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(target),
+                           "--standalone", "--ignore-formatted"),
+                capture_output=True, text=True, check=False,
+            )
+            if result.returncode != 0:
+                raise StackError("kafka storage format failed", output=(result.stdout + result.stderr)[-2000:])
+        return target
+
+    # -- run -------------------------------------------------------------------------------------
+    def start(self, *, timeout: float = 90) -> int | None:
+        """Start the broker unless one answers already; wait until it serves metadata."""
+        pid = self.procs.pid(NAME)
+        if pid is None and port_open(self.host, self.port):
+            logger.info("Kafka already listening on %s:%s (not ours); using it", self.host, self.port)
+            return None
+        if pid is None:
+            self.install()
+            config = self.configure()
+            pid = self.procs.start(NAME, self._java("kafka.Kafka", str(config)))
+        wait_until(self.ready, timeout=timeout, what=f"Kafka on {self.settings.kafka_bootstrap}")
+        return pid
+
+    def ready(self) -> bool:
+        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000)
+        try:
+            admin.list_topics()
+            return True
+        finally:
+            admin.close()
+
+    def stop(self) -> bool:
+        return self.procs.stop(NAME, timeout=30)
+
+
+def _cluster_id() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def topic_specs(settings: CommonSettings) -> list[NewTopic]:
+    """Every topic the pipeline uses, with the partition counts and policies it needs."""
+    n = settings.scans_partitions
+    retention = str(settings.retention_days * 24 * 3600 * 1000)
+    return [
+        NewTopic(settings.topic(Topics.SCANS), n, 1, topic_configs={"retention.ms": retention}),
+        NewTopic(settings.topic(Topics.SCANS_BY_PERSON), n, 1, topic_configs={"retention.ms": retention}),
+        NewTopic(settings.topic(Topics.SCANS_DLQ), 1, 1, topic_configs={"retention.ms": str(90 * 86400 * 1000)}),
+        NewTopic(settings.topic(Topics.VENUES), n, 1, topic_configs={"cleanup.policy": "compact"}),
+        NewTopic(settings.topic(Topics.ALERTS), n, 1, topic_configs={"retention.ms": retention}),
+    ]
+
+
+def ensure_topics(settings: CommonSettings) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in topic_specs(settings) if t.name not in existing]
+        created = []
+        for spec in missing:
+            try:
+                admin.create_topics([spec])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        admin.close()

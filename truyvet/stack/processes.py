@@ -1,0 +1,152 @@
+"""Detached processes with pid files and log files under the data directory."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from truyvet.exceptions import StackError
+
+logger = logging.getLogger(__name__)
+
+
+class ProcessDir:
+    """Where a stack keeps pid files (``run/``) and logs (``logs/``)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.run = data_dir / "run"
+        self.logs = data_dir / "logs"
+        self.run.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def pid_file(self, name: str) -> Path:
+        return self.run / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        """The recorded pid if that process is still alive, else ``None`` (and the stale file goes)."""
+        path = self.pid_file(name)
+        try:
+            pid = int(path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if alive(pid):
+            return pid
+        path.unlink(missing_ok=True)
+        return None
+
+    def start(
+        self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> int:
+        """Start ``argv`` in its own session (so ``stop`` can end its whole group); return the pid."""
+        existing = self.pid(name)
+        if existing:
+            return existing
+        log = self.log_file(name).open("ab")
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                cwd=cwd,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        self.pid_file(name).write_text(str(proc.pid))
+        logger.info("started %s pid=%s", name, proc.pid)
+        return proc.pid
+
+    def stop(self, name: str, *, timeout: float = 20) -> bool:
+        """SIGTERM the process group, SIGKILL what is left after ``timeout``; True if it was running."""
+        pid = self.pid(name)
+        if pid is None:
+            return False
+        terminate_group(pid, timeout=timeout)
+        self.pid_file(name).unlink(missing_ok=True)
+        return True
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as dead.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def terminate_group(pid: int, *, timeout: float = 20) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 10)
+        while time.monotonic() < deadline:
+            if not alive(pid) and not _group_alive(pid):
+                return
+            time.sleep(0.1)
+    if alive(pid):
+        raise StackError("process did not stop", pid=pid)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    # Members may all be zombies already reaped by init; check /proc for live ones.
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().split(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.25) -> None:
+    """Poll ``check`` until it is true; raise :class:`StackError` naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # readiness probes fail in many ways until the service is up
+            last_error = exc
+        time.sleep(interval)
+    raise StackError(f"{what} not ready after {timeout:.0f}s", last_error=repr(last_error))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

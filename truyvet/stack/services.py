@@ -1,0 +1,110 @@
+"""The whole local stack: Kafka, ClickHouse, ingest API, stream worker(s), trace API."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import urllib.request
+from dataclasses import dataclass
+
+from truyvet.settings import PROJECT_ROOT, CommonSettings
+from truyvet.stack.clickhouse import ClickHouseNode, ensure_database, server_version
+from truyvet.stack.kafka import KafkaNode, ensure_topics
+from truyvet.stack.processes import ProcessDir, wait_until
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppService:
+    name: str
+    argv: tuple[str, ...]
+    address: str
+    health_url: str
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def app_services(settings: CommonSettings, *, workers: int = 1) -> list[AppService]:
+    py = sys.executable
+    host = settings.bind_host
+    services = [
+        AppService("ingest", (py, "-m", "uvicorn", "ingest.api:app", "--host", host, "--port",
+                              str(settings.ingest_port), "--no-access-log", "--log-level", "warning"),
+                   settings.ingest_url, f"{settings.ingest_url}/healthz"),
+        AppService("trace", (py, "-m", "uvicorn", "trace_api.main:app", "--host", host, "--port",
+                             str(settings.trace_port), "--no-access-log", "--log-level", "warning"),
+                   settings.trace_url, f"{settings.trace_url}/healthz"),
+    ]
+    for i in range(workers):
+        port = settings.worker_metrics_port + i
+        services.append(AppService(f"worker-{i}" if i else "worker", (py, "-m", "streams"),
+                                   f"http://{host}:{port}/metrics", f"http://{host}:{port}/metrics",
+                                   (("TRUYVET_WORKER_METRICS_PORT", str(port)),)))
+    return services
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URLs from settings
+        return bool(response.status == 200)
+
+
+class Stack:
+    def __init__(self, settings: CommonSettings) -> None:
+        self.settings = settings
+        self.kafka = KafkaNode(settings)
+        self.clickhouse = ClickHouseNode(settings)
+        self.procs = ProcessDir(settings.data_dir)
+
+    def infra_up(self) -> None:
+        """Kafka and ClickHouse running, topics created, migrations applied."""
+        self.clickhouse.start()
+        self.kafka.start()
+        ensure_topics(self.settings)
+        ensure_database(self.settings).close()
+
+    def up(self, *, workers: int = 1) -> None:
+        self.infra_up()
+        for service in app_services(self.settings, workers=workers):
+            env = {"PYTHONPATH": str(PROJECT_ROOT), **dict(service.env)}
+            self.procs.start(service.name, service.argv, env=env, cwd=PROJECT_ROOT)
+        for service in app_services(self.settings, workers=workers):
+            wait_until(lambda s=service: http_ok(s.health_url), timeout=90, what=service.name)
+
+    def down(self) -> list[str]:
+        """Stop the services first (they flush to Kafka/ClickHouse), then Kafka and ClickHouse."""
+        stopped = [s.name for s in app_services(self.settings, workers=8) if self.procs.stop(s.name)]
+        if self.kafka.stop():
+            stopped.append("kafka")
+        if self.clickhouse.stop():
+            stopped.append("clickhouse")
+        return stopped
+
+    def status(self) -> list[dict[str, str]]:
+        rows = []
+        kafka_pid = self.procs.pid("kafka")
+        try:
+            kafka_ok = self.kafka.ready()
+        except Exception:  # noqa: BLE001 - status reports, it does not fail
+            kafka_ok = False
+        rows.append({"component": "kafka", "pid": str(kafka_pid or "-"), "address": self.settings.kafka_bootstrap,
+                     "health": "up" if kafka_ok else "down",
+                     "version": f"Apache Kafka {self.kafka.jar_version() or '?'} (KRaft)"})
+        try:
+            ch_version = server_version(self.settings)
+            ch_ok = True
+        except Exception:  # noqa: BLE001
+            ch_version, ch_ok = "?", False
+        rows.append({"component": "clickhouse", "pid": str(self.procs.pid("clickhouse") or "-"),
+                     "address": f"{self.settings.clickhouse_host}:{self.settings.clickhouse_port}",
+                     "health": "up" if ch_ok else "down", "version": f"ClickHouse {ch_version}"})
+        for service in app_services(self.settings, workers=8):
+            pid = self.procs.pid(service.name)
+            if pid is None and service.name.startswith("worker-"):
+                continue
+            try:
+                ok = http_ok(service.health_url)
+            except Exception:  # noqa: BLE001
+                ok = False
+            rows.append({"component": service.name, "pid": str(pid or "-"), "address": service.address,
+                         "health": "up" if ok else "down", "version": ""})
+        return rows

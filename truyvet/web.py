@@ -1,0 +1,92 @@
+"""HTTP plumbing both APIs share: the contract's error JSON, bearer-token auth, metrics, health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from http import HTTPStatus
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from truyvet.auth import Principal, Role, TokenStore
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(HTTPException):
+    """An HTTP error with a machine-readable code, rendered as ``{"error": {"code", "message"}}``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status, detail=message, headers=headers)
+        self.code = code
+
+
+def _code_for(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_")
+    except ValueError:
+        return "error"
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        code = getattr(exc, "code", None) or _code_for(exc.status_code)
+        return ORJSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                              headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg", "invalid")
+        return ORJSONResponse(error_body("invalid_request", message), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return ORJSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
+
+def install_health_and_metrics(app: FastAPI, health: Callable[[], dict[str, object]]) -> None:
+    @app.get("/healthz", include_in_schema=True, tags=["ops"])
+    def healthz() -> dict[str, object]:
+        """Liveness and readiness (no token)."""
+        return {"status": "ok", **health()}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        """Prometheus metrics."""
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A FastAPI dependency admitting only tokens with one of ``roles`` (admin always passes)."""
+    allowed = frozenset(roles) | {Role.admin}
+
+    def dependency(request: Request, token: str = Depends(bearer_token)) -> Principal:
+        store: TokenStore = request.app.state.tokens
+        principal = store.lookup(token)
+        if principal is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+        if principal.role not in allowed:
+            raise ApiError(403, "forbidden", f"role {principal.role.value} may not do this")
+        return principal
+
+    return dependency
