@@ -27,7 +27,7 @@ def test_out_beyond_max_stay_is_an_orphan() -> None:
 def test_next_in_elsewhere_cuts_the_visit() -> None:
     got = visits(Scan(0, "in", "A", "1"), Scan(20 * M, "in", "B", "2"), Scan(40 * M, "out", "A", "3"))
     # A is cut at 20 min; the out at 40 min finds no open visit at A and becomes an orphan.
-    assert got == [("A", 0, 20 * M), ("A", 40 * M - 60 * M, 40 * M), ("B", 20 * M, 80 * M)]
+    assert got == [("A", 40 * M - 60 * M, 40 * M), ("A", 0, 20 * M), ("B", 20 * M, 80 * M)]
 
 
 def test_orphan_out_uses_the_default_stay() -> None:
