@@ -7,7 +7,7 @@ import logging
 import click
 from rich.logging import RichHandler
 
-from truyvet.cli import demo, stack, token, units
+from truyvet.cli import demo, roster, stack, token, units
 
 
 @click.group()
@@ -26,6 +26,7 @@ cli.add_command(stack.status)
 cli.add_command(stack.migrate)
 cli.add_command(token.token)
 cli.add_command(units.units)
+cli.add_command(roster.roster)
 cli.add_command(demo.demo)
 
 
