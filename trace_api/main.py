@@ -10,8 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
 from trace_api.config import get_settings
-from trace_api.routes import audit as audit_routes
-from trace_api.routes import cases, dashboard, persons, reports
+from trace_api.routes import cases, dashboard, reports
 from truyvet.auth import TokenStore
 from truyvet.schema import connect
 from truyvet.web import install_error_handlers, install_health_and_metrics
@@ -27,12 +26,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-app = FastAPI(title="Truy Vết trace API", version="1", lifespan=lifespan,
-              default_response_class=ORJSONResponse)
+app = FastAPI(title="Truy Vết trace API", version="1", lifespan=lifespan, default_response_class=ORJSONResponse)
 install_error_handlers(app)
 install_health_and_metrics(app, lambda: {"service": "trace"})
 app.include_router(cases.router)
-app.include_router(persons.router)
-app.include_router(audit_routes.router)
 app.include_router(reports.router)
 app.include_router(dashboard.router)
