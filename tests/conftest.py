@@ -122,3 +122,24 @@ def http() -> Iterator[httpx.Client]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def chdb_db() -> Iterator[object]:
+    """Current ClickHouse in-process (chdb), migrated: the same schema and queries as the 18.16 server.
+
+    One chdb session per test process (chdb keeps global state); tests use their own ids in it.
+    """
+    from truyvet.schema import apply_migrations
+    from truyvet.schema.db import ChdbDatabase
+
+    client = ChdbDatabase(database=f"chdb_{RUN_ID}")
+    apply_migrations(client)
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=["server", "chdb"])
+def any_db(request: pytest.FixtureRequest) -> object:
+    """Parametrizes a test over the 18.16 server and current ClickHouse (chdb), both migrated."""
+    return request.getfixturevalue("db" if request.param == "server" else "chdb_db")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from truyvet.exceptions import ConfigError
 
@@ -50,6 +50,23 @@ class CommonSettings(BaseSettings):
     max_stay_minutes: int = Field(12 * 60, ge=1)
     default_stay_minutes: int = Field(60, ge=1)
     dedup_window_minutes: int = Field(10, ge=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """A service's own prefix (``INGEST_``...) first, then the shared ``TRUYVET_`` for every field.
+
+        Subclasses change ``env_prefix``; without this source they would stop reading the shared
+        variables (Kafka address, database, topic prefix) that one environment sets for all services.
+        """
+        shared = EnvSettingsSource(settings_cls, env_prefix="TRUYVET_")
+        return (init_settings, env_settings, shared, dotenv_settings, file_secret_settings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> CommonSettings:

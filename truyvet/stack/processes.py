@@ -16,6 +16,9 @@ from truyvet.exceptions import StackError
 
 logger = logging.getLogger(__name__)
 
+# Popen objects of the children this process started: kept so they are reaped (not leaked) on stop.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
 
 class ProcessDir:
     """Where a stack keeps pid files (``run/``) and logs (``logs/``)."""
@@ -64,6 +67,7 @@ class ProcessDir:
             )
         finally:
             log.close()
+        _children[proc.pid] = proc
         self.pid_file(name).write_text(str(proc.pid))
         logger.info("started %s pid=%s", name, proc.pid)
         return proc.pid
@@ -106,6 +110,9 @@ def terminate_group(pid: int, *, timeout: float = 20) -> None:
             if not alive(pid) and not _group_alive(pid):
                 return
             time.sleep(0.1)
+    child = _children.pop(pid, None)
+    if child is not None:
+        child.wait(timeout=5)
     if alive(pid):
         raise StackError("process did not stop", pid=pid)
 
