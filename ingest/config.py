@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -15,8 +16,21 @@ class IngestSettings(CommonSettings):
 
     max_batch: int = Field(10_000, ge=1)
     max_future_seconds: int = Field(300, ge=0)
-    produce_timeout_seconds: float = Field(15.0, gt=0)
+    # How long a request waits for Kafka before answering 503; clients must wait longer than this.
+    produce_timeout_seconds: float = Field(10.0, gt=0)
     retry_after_seconds: int = Field(5, ge=1)
+    # Venue QR signing keys (Ed25519); never in git. Default: <data_dir>/keys/qr.
+    qr_keys_dir: Path | None = None
+    qr_key_reload_seconds: float = Field(1.0, ge=0)
+    # Per-token token bucket on scan intake, counted in scans (a batch of N costs N).
+    rate_limit_scans_per_second: float = Field(2_000.0, gt=0)
+    rate_limit_burst: int = Field(20_000, ge=1)
+    # scan_ids confirmed by Kafka that this process remembers, to answer a resend as a duplicate.
+    recent_scan_ids: int = Field(2_000_000, ge=0)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.qr_keys_dir or self.data_dir / "keys" / "qr"
 
 
 @lru_cache(maxsize=1)

@@ -54,7 +54,8 @@ def parse_cccd(text: str) -> CccdCard:
         raise CccdError("cccd_qr: old ID must be empty or 9 digits")
     if not name:
         raise CccdError("cccd_qr: name is empty")
-    return CccdCard(id_number, name, _ddmmyyyy(dob, "date of birth"), sex, address, _ddmmyyyy(issued, "issue date"))
+    return CccdCard(id_number, name, _ddmmyyyy(dob, "date of birth"), sex, address,
+                    _ddmmyyyy(issued, "issue date"))
 
 
 def pseudonym(key: bytes, id_number: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,8 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from ingest.pseudonym import CccdError, parse_cccd, pseudonym
+from ingest.pseudonym import CccdCard, CccdError, parse_cccd, pseudonym
 from truyvet.events import Direction, PersonId, ScanEvent, UtcSecond, Venue, VenueId
+
+# A person_id of 9 or 12 digits is an old CMND / CCCD number sent by mistake: it must not pass the edge.
+_RAW_ID = re.compile(r"^(\d{9}|\d{12})$")
 
 
 class ScanIn(BaseModel):
@@ -34,6 +38,14 @@ class ScanIn(BaseModel):
         if (self.person_id is None) == (self.cccd_qr is None):
             raise ValueError("give exactly one of person_id or cccd_qr")
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A valid scan; ``card`` holds the parsed CCCD (for the restricted details table) if one was sent."""
+
+    event: ScanEvent
+    card: CccdCard | None = None
 
 
 @dataclass(frozen=True)
@@ -72,8 +84,9 @@ class ScanValidator:
         self._venue = venue_lookup
         self._verify_qr = verify_venue_qr
 
-    def validate(self, index: int, raw: Any, *, now: datetime, source: str) -> ScanEvent | Rejected:
-        scan_id = str(raw.get("scan_id")) if isinstance(raw, dict) and raw.get("scan_id") is not None else None
+    def validate(self, index: int, raw: Any, *, now: datetime, source: str) -> Accepted | Rejected:
+        given = raw.get("scan_id") if isinstance(raw, dict) else None
+        scan_id = str(given) if given is not None else None
         if not isinstance(raw, dict):
             return Rejected(index, None, "scan must be a JSON object")
         try:
@@ -105,8 +118,11 @@ class ScanValidator:
                 return Rejected(index, scan_id, str(exc))
             person = pseudonym(self._key, card.id_number)
         else:
+            card = None
             person = item.person_id or ""
-        return ScanEvent(
+            if _RAW_ID.match(person):
+                return Rejected(index, scan_id, "person_id: looks like a raw ID card number; send cccd_qr")
+        return Accepted(ScanEvent(
             scan_id=item.scan_id,
             scanned_at=item.scanned_at,
             direction=item.direction,
@@ -114,4 +130,4 @@ class ScanValidator:
             person_id=person,
             source=source,
             received_at=now,
-        )
+        ), card)

@@ -7,7 +7,7 @@ import logging
 import click
 from rich.logging import RichHandler
 
-from truyvet.cli import demo, roster, stack, token, units
+from truyvet.cli import demo, qrkeys, roster, stack, token, units
 
 
 @click.group()
@@ -28,6 +28,7 @@ cli.add_command(token.token)
 cli.add_command(units.units)
 cli.add_command(roster.roster)
 cli.add_command(demo.demo)
+cli.add_command(qrkeys.qr_key)
 
 
 def main() -> None:
