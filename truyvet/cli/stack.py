@@ -8,6 +8,7 @@ from rich.table import Table
 
 from truyvet.settings import common_settings
 from truyvet.stack.clickhouse import ensure_database
+from truyvet.stack.kafka import ensure_topics
 from truyvet.stack.services import Stack
 
 console = Console()
@@ -38,9 +39,11 @@ def status() -> None:
 
 @click.command()
 def migrate() -> None:
-    """Apply pending ClickHouse migrations."""
-    ensure_database(common_settings()).close()
-    console.print("schema up to date")
+    """Apply pending ClickHouse migrations and create missing Kafka topics (for external services)."""
+    settings = common_settings()
+    ensure_database(settings).close()
+    created = ensure_topics(settings)
+    console.print(f"schema up to date; topics created: {', '.join(created) or 'none needed'}")
 
 
 def _print_status(stack: Stack) -> None:

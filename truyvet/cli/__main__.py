@@ -1,0 +1,5 @@
+"""``python -m truyvet.cli`` is the ``truyvet`` command."""
+
+from truyvet.cli import main
+
+main()
