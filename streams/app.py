@@ -134,6 +134,7 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
             None, lambda: sink.write(rows, should_stop=lambda: app.should_stop))
         if not written:
             return  # stopping: nothing acknowledged, the batch is redelivered
+        await alerts.visits_written(rows)  # issue 6 (alerts): written visits -> exposure matching
         for event in events:
             await stream.ack(event)
 
@@ -157,3 +158,6 @@ async def report_lag() -> None:
             continue
         if highwater is not None and position is not None:
             LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+
+
+from streams import alerts  # noqa: E402 - issue 6: the alert matcher's agents and tables (uses `app`)

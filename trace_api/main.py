@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
+import trace_api.routes.alerts as alerts  # issue 6
 from trace_api.config import get_settings
 from trace_api.routes import cases, dashboard, reports
 from truyvet.auth import TokenStore
@@ -30,5 +31,6 @@ app = FastAPI(title="Truy Vết trace API", version="1", lifespan=lifespan, defa
 install_error_handlers(app)
 install_health_and_metrics(app, lambda: {"service": "trace"})
 app.include_router(cases.router)
+app.include_router(alerts.router)  # issue 6
 app.include_router(reports.router)
 app.include_router(dashboard.router)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+import trace_api.alerting as alerting  # issue 6 (alerts)
 from trace_api import audit, queries
 from trace_api.config import TraceSettings
 from trace_api.contacts import TraceParams, trace
@@ -93,6 +94,7 @@ def create_case(body: CaseCreate, request: Request, db: Database = Depends(get_d
     audit.record(db, principal, "case.create", case_id=case_id,
                  params={"infectious_from": body.infectious_from.isoformat(),
                          "infectious_to": body.infectious_to.isoformat()})
+    alerting.on_case_registered(db, request.app.state.settings, case_id, body)  # issue 6 (alerts)
     return CaseCreated(case_id=case_id)
 
 

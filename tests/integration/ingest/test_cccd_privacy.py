@@ -1,0 +1,146 @@
+"""CCCD cards: the pseudonym travels, the details land in person_details, the ID number nowhere."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+import httpx
+from kafka import KafkaConsumer, TopicPartition
+
+from ingest.pseudonym import pseudonym
+from tests.integration.ingest.conftest import scan
+from truyvet.auth import Role
+
+
+def _card(id_number: str, name: str, address: str) -> str:
+    return f"{id_number}|{secrets.randbelow(10**9):09d}|{name}|05071988|Nữ|{address}|20042021"
+
+
+def _cccd_scan(venue: str, card: str) -> dict[str, object]:
+    item = scan(venue, "unused")
+    del item["person_id"]
+    return {**item, "cccd_qr": card}
+
+
+def _kafka_holds(settings, needle: bytes) -> list[str]:
+    """Every record of every topic of this run whose key or value contains ``needle``."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    hits: list[str] = []
+    try:
+        topics = sorted(t for t in consumer.topics() if t.startswith(settings.topic_prefix))
+        assert settings.topic("scans") in topics and settings.topic("scans-by-person") in topics
+        parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        consumer.assign(parts)
+        consumer.seek_to_beginning()
+        end = consumer.end_offsets(parts)
+        remaining = {tp for tp in parts if end[tp] > 0}
+        deadline = time.monotonic() + 60
+        while remaining and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=500, max_records=50_000).items():
+                for rec in records:
+                    if needle in (rec.key or b"") or needle in (rec.value or b""):
+                        hits.append(f"{tp.topic}[{tp.partition}]@{rec.offset}")
+                if consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+        assert not remaining, f"could not read to the end of {remaining}"
+    finally:
+        consumer.close()
+    return hits
+
+
+def _clickhouse_holds(db, needle: str) -> list[str]:
+    hits = []
+    columns: dict[str, list[str]] = {}
+    for table, column in db.execute("SELECT table, name FROM system.columns WHERE database = %(d)s",
+                                    {"d": db.name}):
+        columns.setdefault(table, []).append(column)
+    engines = dict(db.execute("SELECT name, engine FROM system.tables WHERE database = %(d)s",
+                              {"d": db.name}))
+    for table, cols in columns.items():
+        if "View" in engines.get(table, ""):
+            continue
+        where = " OR ".join(f"position(toString(`{c}`), %(n)s) > 0" for c in cols)
+        if db.execute(f"SELECT count() FROM {table} WHERE {where}", {"n": needle})[0][0]:
+            hits.append(table)
+    assert "person_details" in columns and "visits" in columns
+    return hits
+
+
+def _files_hold(data_dir: Path, prefix: str, needle: bytes) -> tuple[list[str], int]:
+    """Logs under the data dir (service, test-run, ClickHouse and Kafka logs) and this run's Kafka
+    segments; ClickHouse's data parts are compressed, so the tables are searched by query instead."""
+    hits, searched = [], 0
+    for root, dirs, files in os.walk(data_dir):
+        rel_root = Path(root).relative_to(data_dir).as_posix()
+        if rel_root in ("clickhouse/data", "clickhouse/tmp", "kafka/libs"):
+            dirs[:] = []
+            continue
+        in_kafka_data = rel_root.startswith("kafka/data")
+        if in_kafka_data and rel_root != "kafka/data" and not Path(root).name.startswith(prefix):
+            dirs[:] = []
+            continue
+        for name in files:
+            path = Path(root) / name
+            is_log = (name.endswith(".log") or "logs" in rel_root.split("/")
+                      or rel_root.startswith("test-runs"))
+            try:
+                if not (is_log or in_kafka_data) or path.stat().st_size > 512 * 2**20:
+                    continue
+                data = path.read_bytes()
+            except FileNotFoundError:  # rotated or compacted away meanwhile
+                continue
+            searched += 1
+            if needle in data:
+                hits.append(f"{rel_root}/{name}")
+    return hits, searched
+
+
+def test_cccd_id_number_is_nowhere_and_details_are_stored(services, token, db, http: httpx.Client) -> None:
+    device = token(Role.device)
+    r = http.post(f"{services.ingest_url}/v1/venues", headers=token(Role.registrar),
+                  json={"name": "Nhà văn hóa tổ 5", "category": "meeting", "ward_code": "01840"})
+    venue = r.json()["venue_id"]
+    id_a, id_b = (f"0{secrets.randbelow(10**11):011d}" for _ in range(2))
+    card_a = _card(id_a, "Hoàng Thị Lụa", "Tổ 5, Phường Đức Xuân, Thành phố Bắc Kạn, Bắc Kạn")
+    card_b = _card(id_b, "Lý Văn Đạt", "Thôn Khuổi Cuồng, Xã Nông Thượng, Thành phố Bắc Kạn, Bắc Kạn")
+    r = http.post(f"{services.ingest_url}/v1/scans", headers=device, json=_cccd_scan(venue, card_a))
+    assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
+    broken = card_b.replace("|05071988|", "|35071988|")
+    r = http.post(f"{services.ingest_url}/v1/scans/batch", headers=device,
+                  json=[_cccd_scan(venue, card_a), _cccd_scan(venue, card_b), _cccd_scan(venue, broken),
+                        {**scan(venue, id_b)}])
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 2 and [x["index"] for x in r.json()["rejected"]] == [2, 3]
+    assert id_b not in r.text and id_a not in r.text
+
+    key = os.environ["TRUYVET_PSEUDONYM_KEY"].encode()
+    person_a, person_b = pseudonym(key, id_a), pseudonym(key, id_b)
+    deadline = time.monotonic() + 60
+    visits = 0
+    while visits < 2 and time.monotonic() < deadline:
+        visits = db.execute("SELECT uniqExact(person_id) FROM visits WHERE person_id IN (%(a)s, %(b)s)",
+                            {"a": person_a, "b": person_b})[0][0]
+        time.sleep(0.2)
+    assert visits == 2, "the worker did not turn the CCCD scans into visits"
+
+    rows = {r[0]: r[1:] for r in db.execute(
+        "SELECT person_id, full_name, birth_date, sex, address, residence_ward_code "
+        "FROM person_details FINAL WHERE person_id IN (%(a)s, %(b)s)", {"a": person_a, "b": person_b})}
+    assert rows[person_a] == ("Hoàng Thị Lụa", "1988-07-05", "Nữ",
+                              "Tổ 5, Phường Đức Xuân, Thành phố Bắc Kạn, Bắc Kạn", "01840")
+    assert rows[person_b][0] == "Lý Văn Đạt" and rows[person_b][4] == "01852"
+
+    for id_number in (id_a, id_b):
+        assert _kafka_holds(services.settings, id_number.encode()) == []
+        assert _clickhouse_holds(db, id_number) == []
+        hits, searched = _files_hold(services.settings.data_dir, services.settings.topic_prefix,
+                                     id_number.encode())
+        assert hits == [] and searched > 3
+    # the greps can find what is there: the pseudonym is in Kafka, ClickHouse and nothing else
+    assert _kafka_holds(services.settings, person_a.encode())
+    assert "person_details" in _clickhouse_holds(db, person_a)
+    found, _ = _files_hold(services.settings.data_dir, services.settings.topic_prefix, person_a.encode())
+    assert any(f.startswith("kafka/data/") for f in found), found
