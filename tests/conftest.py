@@ -81,7 +81,9 @@ def services(infra: CommonSettings, db: DriverDatabase) -> Iterator[RunningServi
     """Ingest API, trace API and one stream worker as real processes, on free ports."""
     ports = {"TRUYVET_INGEST_PORT": free_port(), "TRUYVET_TRACE_PORT": free_port(),
              "TRUYVET_WORKER_METRICS_PORT": free_port()}
+    ports["ALERTS_DISPATCHER_PORT"] = free_port()  # issue 6: the alert dispatcher's metrics
     env = {k: str(v) for k, v in ports.items()} | {"PYTHONPATH": str(PROJECT_ROOT)}
+    env["ALERTS_BACKOFF_CAP_SECONDS"] = "4"  # issue 6: a receiver back up is retried within seconds
     os.environ.update(env)
     settings = CommonSettings()
     run_dir = infra.data_dir / "test-runs" / RUN_ID
@@ -94,7 +96,7 @@ def services(infra: CommonSettings, db: DriverDatabase) -> Iterator[RunningServi
         for service in app_services(settings):
             wait_until(lambda s=service: http_ok(s.health_url), timeout=90, what=service.name)
     except Exception:
-        for name in ("ingest", "trace", "worker"):
+        for name in ("ingest", "trace", "worker", "dispatcher"):
             print(f"--- {name} log ---\n{running.log(name)[-3000:]}")
         raise
     yield running

@@ -53,6 +53,8 @@ class Topics:
     SCANS_BY_PERSON = "scans-by-person"  # validated scans keyed by person (internal)
     VENUES = "venues"  # compacted: venue_id -> Venue
     ALERTS = "alerts"
+    ALERTS_DLQ = "alerts-dlq"  # alerts not delivered within the retry budget
+    EXPOSURE_MATCHING = "exposure-matching"  # keyed by venue: exposure windows and visit notices (alerts)
 
 
 def _utc_second(value: datetime) -> datetime:
@@ -156,3 +158,47 @@ class Alert(BaseModel):
 
 def to_jsonable(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
+
+
+class ExposureWindow(BaseModel):
+    """A span at a venue that makes anyone present a contact of a case (streaming alert matcher).
+
+    ``generation`` is the generation of the contacts it finds: 1 for a case visit, 2 for a visit
+    of generation-1 contact ``via_person_id``. ``t_in``/``t_out`` are the source visit (epoch
+    seconds); ``window``/``min_overlap`` are the contract's W and M in seconds.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str = "window"
+    case_id: str
+    case_person_id: str
+    generation: int
+    via_person_id: str | None = None
+    venue_id: str
+    visit_id: str
+    t_in: int
+    t_out: int
+    window: int
+    min_overlap: int
+    case_end: int  # the case's infectious_to (a generation-1 contact is traced up to it)
+    expires_at: int
+    # True when raised by the matcher itself (a late contact's own visits): it also checks the visits
+    # already in ClickHouse, which no trace has seen.
+    backfill: bool = False
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class VisitNotice(BaseModel):
+    """A visit the worker just wrote (new or updated), for the streaming alert matcher."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str = "visit"
+    visit_id: str
+    person_id: str
+    venue_id: str
+    t_in: int
+    t_out: int

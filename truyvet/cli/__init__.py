@@ -7,6 +7,7 @@ import logging
 import click
 from rich.logging import RichHandler
 
+import truyvet.cli.webhook as webhook  # issue 6
 from truyvet.cli import demo, qrkeys, roster, stack, token, units
 
 
@@ -28,6 +29,7 @@ cli.add_command(token.token)
 cli.add_command(units.units)
 cli.add_command(roster.roster)
 cli.add_command(demo.demo)
+cli.add_command(webhook.webhook)  # issue 6
 cli.add_command(qrkeys.qr_key)
 
 

@@ -40,7 +40,16 @@ def app_services(settings: CommonSettings, *, workers: int = 1) -> list[AppServi
         services.append(AppService(f"worker-{i}" if i else "worker", (py, "-m", "streams"),
                                    f"http://{host}:{port}/metrics", f"http://{host}:{port}/metrics",
                                    (("TRUYVET_WORKER_METRICS_PORT", str(port)),)))
+    services.append(_dispatcher(settings))  # issue 6 (alerts)
     return services
+
+
+def _dispatcher(settings: CommonSettings) -> AppService:
+    """The alert dispatcher (webhooks); its metrics port is ``ALERTS_DISPATCHER_PORT``."""
+    from truyvet.alerts import AlertSettings
+
+    url = f"http://{settings.bind_host}:{AlertSettings().dispatcher_port}/metrics"
+    return AppService("dispatcher", (sys.executable, "-m", "streams.dispatcher"), url, url)
 
 
 def http_ok(url: str) -> bool:

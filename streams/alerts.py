@@ -1,0 +1,259 @@
+"""Streaming exposure matching in the worker: late scans raise alerts by themselves.
+
+``build_visits`` calls :func:`visits_written` with each batch of visit rows right after ClickHouse
+accepted it (and before acknowledging the scans), which puts a notice per new or updated visit on
+the venue-keyed ``exposure-matching`` topic. The trace API puts the exposure windows of each
+registered case on the same topic, so for one venue windows and visits are seen in the order they
+were produced. :func:`match_exposures` keeps the active windows per venue in a changelog-backed
+table and raises one alert per (case, contact) on ``alerts`` (deterministic alert_id; a second
+table remembers what was raised, the dispatcher drops any duplicate that still gets through).
+
+A late visit that makes someone a generation-1 contact also publishes that contact's own visits
+(from that exposure to the case's end) as generation-2 windows marked ``backfill``: when such a
+window arrives, the visits already in ClickHouse at its venue are matched too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import faust
+import orjson
+from prometheus_client import Counter
+
+from streams.app import app, settings
+from streams.exposure import Match, VenueWindows
+from streams.sink import VISIT_COLUMNS
+from truyvet.alerts import RAISED, addressee_wards, alert_id
+from truyvet.events import Alert, ExposureWindow, Topics, VisitNotice
+from truyvet.schema import connect
+from truyvet.schema.db import Database
+
+logger = logging.getLogger(__name__)
+
+CHECKED = Counter("truyvet_alerts_visits_checked_total", "Visit notices checked against exposure windows")
+SUPPRESSED = Counter(
+    "truyvet_alerts_duplicates_suppressed_total", "Matches for a (case, contact) that was already alerted"
+)
+WINDOWS_ACTIVE = Counter("truyvet_alerts_windows_added_total", "Exposure windows added to the worker's table")
+WINDOWS_EXPIRED = Counter("truyvet_alerts_windows_expired_total", "Exposure windows dropped after follow-up")
+
+# Longest a visit can last (an orphan out's default stay may reach 24 h): bounds the range reads.
+MAX_VISIT_SECONDS = max(settings.max_stay_minutes * 60, 24 * 3600)
+
+_I = {c: VISIT_COLUMNS.index(c) for c in ("visit_id", "person_id", "venue_id", "t_in", "t_out", "deleted")}
+
+matching_topic = app.topic(
+    settings.topic(Topics.EXPOSURE_MATCHING),
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.scans_partitions,
+    internal=False,
+)
+alerts_topic = app.topic(settings.topic(Topics.ALERTS), key_serializer="raw", value_serializer="raw")
+
+# Both keyed by venue (raw bytes); a record goes to the changelog partition of the event being
+# processed, i.e. the venue's partition of exposure-matching.
+venue_windows = app.Table(
+    f"{settings.topic_prefix}exposure-windows",
+    default=None,
+    partitions=settings.scans_partitions,
+    schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+    extra_topic_configs={"cleanup.policy": "compact"},
+)
+alerted = app.Table(
+    f"{settings.topic_prefix}alerted",
+    default=None,
+    partitions=settings.scans_partitions,
+    schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+    extra_topic_configs={"cleanup.policy": "compact"},
+)
+
+
+class _Db:
+    """One ClickHouse client for the matcher's lookups (run in the executor, one at a time)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._db: Database | None = None
+
+    def run(self, fn, *args):  # type: ignore[no-untyped-def]
+        with self._lock:
+            if self._db is None:
+                self._db = connect(settings)
+            try:
+                return fn(self._db, *args)
+            except Exception:
+                self._db.close()
+                self._db = None
+                raise
+
+
+_db = _Db()
+
+
+async def _in_db(fn, *args):  # type: ignore[no-untyped-def]
+    return await asyncio.get_running_loop().run_in_executor(None, _db.run, fn, *args)
+
+
+async def visits_written(rows: Sequence[Sequence[object]]) -> None:
+    """Hook for ``build_visits``: a notice per written (not deleted) visit, confirmed by Kafka."""
+    futures = []
+    for row in rows:
+        if row[_I["deleted"]]:
+            continue
+        venue = str(row[_I["venue_id"]])
+        notice = {
+            "kind": "visit",
+            "visit_id": row[_I["visit_id"]],
+            "person_id": row[_I["person_id"]],
+            "venue_id": venue,
+            "t_in": int(row[_I["t_in"]].timestamp()),  # type: ignore[attr-defined]
+            "t_out": int(row[_I["t_out"]].timestamp()),
+        }  # type: ignore[attr-defined]
+        futures.append(await matching_topic.send(key=venue.encode(), value=orjson.dumps(notice)))
+    if futures:
+        await asyncio.gather(*futures)
+
+
+def _visits(rows: Sequence[Sequence[object]]) -> list[VisitNotice]:
+    latest: dict[str, tuple[object, ...]] = {}
+    for row in rows:
+        latest[str(row[0])] = tuple(row)  # FINAL already merged versions; keep it simple and safe
+    return [
+        VisitNotice(
+            visit_id=str(v),
+            person_id=str(p),
+            venue_id=str(ven),
+            t_in=int(a.timestamp()),
+            t_out=int(b.timestamp()),
+        )
+        for v, p, ven, a, b, deleted in latest.values()
+        if not deleted
+    ]  # type: ignore[attr-defined]
+
+
+def _venue_visits(db: Database, venue: str, lo: int, hi: int) -> list[VisitNotice]:
+    rows = db.execute(
+        "SELECT visit_id, person_id, venue_id, t_in, t_out, deleted FROM visits_by_venue FINAL "
+        "WHERE venue_id = %(v)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
+        {"v": venue, "lo": datetime.fromtimestamp(lo, UTC), "hi": datetime.fromtimestamp(hi, UTC)},
+    )
+    return _visits(rows)
+
+
+def _person_visits(db: Database, person: str, start: int, end: int) -> list[VisitNotice]:
+    rows = db.execute(
+        "SELECT visit_id, person_id, venue_id, t_in, t_out, deleted FROM visits FINAL "
+        "WHERE person_id = %(p)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
+        {
+            "p": person,
+            "lo": datetime.fromtimestamp(start - MAX_VISIT_SECONDS, UTC),
+            "hi": datetime.fromtimestamp(end, UTC),
+        },
+    )
+    return [v for v in _visits(rows) if v.t_out >= start and v.t_in <= end]
+
+
+async def _raise(matches: list[Match], now: int) -> None:
+    """One alert per (case, contact) among ``matches``, unless raised before; cascade new F1s."""
+    fresh: dict[str, Match] = {}
+    for m in matches:
+        aid = alert_id(m.window.case_id, m.visit.person_id)
+        if aid in fresh:
+            continue
+        if alerted.get(aid.encode()) is not None:
+            SUPPRESSED.inc()
+            continue
+        fresh[aid] = m
+    if not fresh:
+        return
+    wards = await _in_db(addressee_wards, {m.visit.person_id: m.visit.venue_id for m in fresh.values()})
+    created = datetime.fromtimestamp(now, UTC)
+    sent = []
+    for aid, m in fresh.items():
+        alert = Alert(
+            alert_id=aid,
+            case_id=m.window.case_id,
+            person_id=m.visit.person_id,
+            generation=m.window.generation,
+            ward_code=wards.get(m.visit.person_id, ""),
+            venue_id=m.visit.venue_id,
+            created_at=created,
+        )
+        sent.append(await alerts_topic.send(key=aid.encode(), value=alert.model_dump_json().encode()))
+        if m.window.generation == 1:
+            sent += await _cascade(m, now)
+    await asyncio.gather(*sent)
+    for aid, m in fresh.items():
+        alerted[aid.encode()] = m.window.expires_at
+    RAISED.labels("late").inc(len(fresh))
+    logger.info("late visits raised %d alerts", len(fresh))
+
+
+async def _cascade(m: Match, now: int) -> list[asyncio.Future]:
+    """A new generation-1 contact: their visits from this exposure to the case's end become windows."""
+    own = await _in_db(_person_visits, m.visit.person_id, m.visit.t_in, m.window.case_end)
+    futures = []
+    for v in own:
+        w = ExposureWindow(
+            case_id=m.window.case_id,
+            case_person_id=m.window.case_person_id,
+            generation=2,
+            via_person_id=v.person_id,
+            venue_id=v.venue_id,
+            visit_id=v.visit_id,
+            t_in=v.t_in,
+            t_out=v.t_out,
+            window=m.window.window,
+            min_overlap=m.window.min_overlap,
+            case_end=m.window.case_end,
+            expires_at=m.window.expires_at,
+            backfill=True,
+        )
+        futures.append(await matching_topic.send(key=v.venue_id.encode(), value=w.to_json()))
+    return futures
+
+
+@app.agent(matching_topic)
+async def match_exposures(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        message = orjson.loads(event.value)
+        now = int(time.time())
+        key = event.key if isinstance(event.key, bytes) else str(message.get("venue_id", "")).encode()
+        state = VenueWindows.from_json(venue_windows.get(key))
+        expired = state.prune(now)
+        if expired:
+            WINDOWS_EXPIRED.inc(expired)
+        if message.get("kind") == "window":
+            window = ExposureWindow.model_validate(message)
+            if window.expires_at <= now:
+                continue
+            if state.add(window):
+                WINDOWS_ACTIVE.inc()
+                venue_windows[key] = state.to_json()
+                if window.backfill:
+                    lo, hi = window.t_in - window.window - MAX_VISIT_SECONDS, window.t_out + window.window
+                    present = await _in_db(_venue_visits, window.venue_id, lo, hi)
+                    await _raise(VenueWindows([window]).matches_all(present), now)
+            elif expired:
+                venue_windows[key] = state.to_json()
+            continue
+        if expired:
+            if state.windows:
+                venue_windows[key] = state.to_json()
+            else:
+                del venue_windows[key]
+        if not state.windows:
+            CHECKED.inc()
+            continue
+        visit = VisitNotice.model_validate(message)
+        await _raise(state.matches(visit), now)
+        CHECKED.inc()
