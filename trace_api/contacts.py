@@ -1,12 +1,15 @@
-"""F1/F2 tracing: one batched query round per generation (person visits, then venue co-visitors)."""
+"""F1/F2 tracing: one batched query round per generation (person-keyed visits, then venue co-visitors)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from trace_api import queries
-from trace_api.tracing import Exposure, exposures_of, overlapping
+from trace_api.tracing import Exposure, VisitRow, constant, earliest_exposure_start, exposures_of, overlapping
 from truyvet.schema.db import Database
+
+WindowLookup = Callable[[Database, list[VisitRow]], Callable[[str], int]]
 
 
 @dataclass(frozen=True)
@@ -20,32 +23,84 @@ class Contact:
 @dataclass(frozen=True)
 class TraceParams:
     depth: int
-    window: int  # seconds
+    window: int  # seconds; the default W where no per-category window applies
     min_overlap: int  # seconds
-    max_stay: int  # seconds
+    max_stay: int  # seconds: the longest any visit lasts (bounds the range reads)
+    category_window: dict[str, int] = field(default_factory=dict)  # category -> W seconds
+
+    @property
+    def widest_window(self) -> int:
+        return max([self.window, *self.category_window.values()])
 
 
-def trace(db: Database, *, person_id: str, start: int, end: int, params: TraceParams) -> tuple[list, list[Contact]]:
-    """Return (case visits, contacts) for a case ``person_id`` infectious over ``[start, end]``."""
-    case_visits = overlapping(queries.person_visits(db, [person_id], start, end, params.max_stay), start, end)
-    candidates = queries.venue_visits(db, case_visits, params.window, params.max_stay)
-    first = exposures_of(case_visits, candidates, exclude={person_id}, window=params.window,
-                         min_overlap=params.min_overlap)
-    contacts = [Contact(p, 1, None, hits) for p, hits in sorted(first.items())]
+@dataclass
+class TraceResult:
+    case_visits: list[VisitRow]
+    contacts: list[Contact]
+    queries: int = 0  # ClickHouse round trips, for the tests of the query design
+
+
+def _windows(
+    db: Database, visits: list[VisitRow], params: TraceParams, result: TraceResult
+) -> Callable[[str], int]:
+    if not params.category_window or not visits:
+        return constant(params.window)
+    categories = queries.venue_categories(db, {v.venue_id for v in visits})
+    result.queries += 1
+    return lambda venue: params.category_window.get(categories.get(venue, ""), params.window)
+
+
+def trace(db: Database, *, person_id: str, start: int, end: int, params: TraceParams) -> TraceResult:
+    """Contacts of a case ``person_id`` infectious over ``[start, end]`` (CONTRACT.md semantics).
+
+    Generation 1: the case's visits (one person-keyed read), then everyone at those venues near
+    those times (one venue-keyed read). Generation 2: the same two reads for all F1s at once.
+    """
+    result = TraceResult([], [])
+    result.case_visits = overlapping(
+        queries.person_visits(db, [person_id], start, end, params.max_stay), start, end
+    )
+    result.queries += 1
+    if not result.case_visits:
+        return result
+    window_for = _windows(db, result.case_visits, params, result)
+    candidates = queries.venue_visits(db, result.case_visits, params.widest_window, params.max_stay)
+    result.queries += 1
+    first = exposures_of(
+        result.case_visits, candidates, exclude={person_id}, window=window_for, min_overlap=params.min_overlap
+    )
+    result.contacts = [Contact(p, 1, None, hits) for p, hits in sorted(first.items())]
     if params.depth < 2 or not first:
-        return case_visits, contacts
+        return result
 
     # Each F1 is traced like a case from the t_in of their earliest exposure to the case's end.
-    starts = {p: min(e.contact_visit.t_in for e in hits) for p, hits in first.items()}
-    f1_all = queries.person_visits(db, sorted(first), min(starts.values()), end, params.max_stay)
+    starts = {p: earliest_exposure_start(hits) for p, hits in first.items()}
+    live = sorted(p for p, s in starts.items() if s <= end)
+    if not live:
+        return result
+    f1_all = queries.person_visits(db, live, min(starts[p] for p in live), end, params.max_stay)
+    result.queries += 1
     f1_visits = [v for v in f1_all if v.t_in <= end and v.t_out >= starts[v.person_id]]
-    candidates2 = queries.venue_visits(db, f1_visits, params.window, params.max_stay)
+    if not f1_visits:
+        return result
+    window_for = _windows(db, f1_visits, params, result)
+    candidates2 = queries.venue_visits(db, f1_visits, params.widest_window, params.max_stay)
+    result.queries += 1
     exclude = {person_id, *first}
+    by_f1: dict[str, list[VisitRow]] = {}
+    for v in f1_visits:
+        by_f1.setdefault(v.person_id, []).append(v)
+    at_venue: dict[str, list[VisitRow]] = {}
+    for b in candidates2:
+        at_venue.setdefault(b.venue_id, []).append(b)
     second: dict[str, tuple[str, list[Exposure]]] = {}
-    for f1 in sorted(first, key=lambda p: (starts[p], p)):
-        own = [v for v in f1_visits if v.person_id == f1]
-        found = exposures_of(own, candidates2, exclude=exclude, window=params.window, min_overlap=params.min_overlap)
+    # via = the F1 with the earliest exposure start (then the smallest id) through whom they qualify.
+    for f1 in sorted(by_f1, key=lambda p: (starts[p], p)):
+        near = [b for venue in {v.venue_id for v in by_f1[f1]} for b in at_venue.get(venue, ())]
+        found = exposures_of(
+            by_f1[f1], near, exclude=exclude, window=window_for, min_overlap=params.min_overlap
+        )
         for person, hits in found.items():
-            second.setdefault(person, (f1, hits))  # the first F1 (earliest exposure) through whom they qualify
-    contacts += [Contact(p, 2, via, hits) for p, (via, hits) in sorted(second.items())]
-    return case_visits, contacts
+            second.setdefault(person, (f1, hits))
+    result.contacts += [Contact(p, 2, via, hits) for p, (via, hits) in sorted(second.items())]
+    return result

@@ -11,7 +11,8 @@ from fastapi.responses import ORJSONResponse
 
 import trace_api.routes.alerts as alerts  # issue 6
 from trace_api.config import get_settings
-from trace_api.routes import cases, dashboard, reports
+from trace_api.routes import audit as audit_routes
+from trace_api.routes import cases, dashboard, persons, reports
 from truyvet.auth import TokenStore
 from truyvet.schema import connect
 from truyvet.web import install_error_handlers, install_health_and_metrics
@@ -27,10 +28,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-app = FastAPI(title="Truy Vết trace API", version="1", lifespan=lifespan, default_response_class=ORJSONResponse)
+app = FastAPI(title="Truy Vết trace API", version="1", lifespan=lifespan,
+              default_response_class=ORJSONResponse)
 install_error_handlers(app)
 install_health_and_metrics(app, lambda: {"service": "trace"})
 app.include_router(cases.router)
 app.include_router(alerts.router)  # issue 6
+app.include_router(persons.router)
+app.include_router(audit_routes.router)
 app.include_router(reports.router)
 app.include_router(dashboard.router)

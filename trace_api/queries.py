@@ -2,15 +2,20 @@
 
 With FINAL only sorting-key columns (identical in every version of a row) may be filtered inside
 the query; ``deleted`` and ``t_out`` differ between versions, so they are filtered after FINAL.
+``visits`` is sorted by (person_id, t_in): a person's visits are one key range. ``visits_by_venue``
+is sorted by (venue_id, t_in): the co-visitors of a venue around a time are one key range.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from trace_api.tracing import VisitRow
-from truyvet.schema.db import Database
+from truyvet.schema.db import Database, DatabaseError
+
+UNKNOWN_TABLE = 60
 
 
 def ts(seconds: int) -> datetime:
@@ -25,8 +30,10 @@ def _rows(result: Iterable[tuple[object, ...]]) -> list[VisitRow]:
     ]
 
 
-def person_visits(db: Database, persons: Sequence[str], start: int, end: int, max_stay: int) -> list[VisitRow]:
-    """Visits of ``persons`` that may overlap ``[start, end]`` (a visit lasts at most ``max_stay``)."""
+def person_visits(
+    db: Database, persons: Sequence[str], start: int, end: int, max_stay: int
+) -> list[VisitRow]:
+    """Visits of ``persons`` that may overlap ``[start, end]`` (a visit lasts at most ``max_stay`` s)."""
     if not persons:
         return []
     rows = db.execute(
@@ -37,6 +44,25 @@ def person_visits(db: Database, persons: Sequence[str], start: int, end: int, ma
     return [v for v in _rows(rows) if v.t_out >= start]
 
 
+def venue_ranges(spans: Sequence[VisitRow], window: int, max_stay: int) -> list[tuple[str, int, int]]:
+    """Per venue, the disjoint ``t_in`` ranges where a visit meeting ``spans`` within ``window`` starts."""
+    wanted: dict[str, list[tuple[int, int]]] = {}
+    for a in spans:
+        wanted.setdefault(a.venue_id, []).append((a.t_in - window - max_stay, a.t_out + window))
+    merged: list[tuple[str, int, int]] = []
+    for venue in sorted(wanted):
+        ranges = sorted(wanted[venue])
+        lo, hi = ranges[0]
+        for r_lo, r_hi in ranges[1:]:
+            if r_lo <= hi + 1:
+                hi = max(hi, r_hi)
+            else:
+                merged.append((venue, lo, hi))
+                lo, hi = r_lo, r_hi
+        merged.append((venue, lo, hi))
+    return merged
+
+
 def venue_visits(db: Database, spans: Sequence[VisitRow], window: int, max_stay: int) -> list[VisitRow]:
     """Everyone's visits at the venues of ``spans`` that may meet them within ``window`` seconds.
 
@@ -45,13 +71,8 @@ def venue_visits(db: Database, spans: Sequence[VisitRow], window: int, max_stay:
     """
     if not spans:
         return []
-    ranges: dict[str, tuple[int, int]] = {}
-    for a in spans:
-        lo, hi = a.t_in - window - max_stay, a.t_out + window
-        old = ranges.get(a.venue_id)
-        ranges[a.venue_id] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
     clauses, params = [], {}
-    for i, (venue, (lo, hi)) in enumerate(sorted(ranges.items())):
+    for i, (venue, lo, hi) in enumerate(venue_ranges(spans, window, max_stay)):
         clauses.append(f"(venue_id = %(v{i})s AND t_in >= %(lo{i})s AND t_in <= %(hi{i})s)")
         params.update({f"v{i}": venue, f"lo{i}": ts(lo), f"hi{i}": ts(hi)})
     rows = db.execute(
@@ -62,9 +83,58 @@ def venue_visits(db: Database, spans: Sequence[VisitRow], window: int, max_stay:
     return _rows(rows)
 
 
-def venue_wards(db: Database, venue_ids: Iterable[str]) -> dict[str, str]:
+def venues(db: Database, venue_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """venue_id -> {name, category, ward_code, address} for the registered ones among ``venue_ids``."""
     ids = tuple(sorted(set(venue_ids)))
     if not ids:
         return {}
-    rows = db.execute("SELECT venue_id, ward_code FROM venues FINAL WHERE venue_id IN %(ids)s", {"ids": ids})
-    return {str(v): str(w) for v, w in rows}
+    rows = db.execute(
+        "SELECT venue_id, name, category, ward_code, address FROM venues FINAL WHERE venue_id IN %(ids)s",
+        {"ids": ids},
+    )
+    return {
+        str(v): {"name": str(n), "category": str(c), "ward_code": str(w), "address": str(a)}
+        for v, n, c, w, a in rows
+    }
+
+
+def venue_wards(db: Database, venue_ids: Iterable[str]) -> dict[str, str]:
+    return {v: info["ward_code"] for v, info in venues(db, venue_ids).items()}
+
+
+def venue_categories(db: Database, venue_ids: Iterable[str]) -> dict[str, str]:
+    return {v: info["category"] for v, info in venues(db, venue_ids).items()}
+
+
+PERSONAL_FIELDS = ("full_name", "birth_date", "sex", "address")
+
+
+def person_details(db: Database, persons: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """person_id -> {full_name, birth_date, sex, address, residence_ward_code} from the restricted store.
+
+    The store (``person_details``, filled by ingest from CCCD scans) may not exist in an older schema;
+    then nobody has details and residence wards are unknown.
+    """
+    ids = tuple(sorted(set(persons)))
+    if not ids:
+        return {}
+    try:
+        rows = db.execute(
+            "SELECT person_id, full_name, birth_date, sex, address, residence_ward_code "
+            "FROM person_details FINAL WHERE person_id IN %(ids)s",
+            {"ids": ids},
+        )
+    except DatabaseError as exc:
+        if exc.context.get("code") == UNKNOWN_TABLE or "UNKNOWN_TABLE" in exc.message:
+            return {}
+        raise
+    return {
+        str(p): {
+            "full_name": str(n),
+            "birth_date": str(b),
+            "sex": str(s),
+            "address": str(a),
+            "residence_ward_code": str(w),
+        }
+        for p, n, b, s, a, w in rows
+    }

@@ -1,13 +1,15 @@
 """The contract's contact rule (CONTRACT.md, "Tracing semantics"), as pure functions over visits.
 
 ClickHouse narrows the candidates with primary-key range reads (queries.py); the exact rule,
-to the second and with closed intervals, is applied here.
+to the second and with closed intervals, is applied here. Times are integer epoch seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+WindowFor = Callable[[str], int]  # venue_id -> exposure window W in seconds
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,11 @@ class Exposure:
 
 
 def exposure(a: VisitRow, b: VisitRow, *, window: int, min_overlap: int) -> Exposure | None:
-    """Does visit ``b`` qualify as an exposure to case visit ``a`` (same venue)? Seconds throughout."""
+    """Does visit ``b`` qualify as an exposure to case visit ``a``? Seconds, closed intervals.
+
+    ``b.t_in <= a.t_out + W`` and ``b.t_out >= a.t_in - W``, and ``[a.t_in - W, a.t_out + W]`` meets
+    ``[b.t_in, b.t_out]`` for at least ``min_overlap`` seconds.
+    """
     if a.venue_id != b.venue_id:
         return None
     if not (b.t_in <= a.t_out + window and b.t_out >= a.t_in - window):
@@ -41,25 +47,56 @@ def exposure(a: VisitRow, b: VisitRow, *, window: int, min_overlap: int) -> Expo
 
 
 def overlapping(visits: Iterable[VisitRow], start: int, end: int) -> list[VisitRow]:
-    """Visits overlapping the closed interval ``[start, end]``."""
+    """Visits overlapping the closed interval ``[start, end]`` (none when the interval is empty)."""
+    if start > end:
+        return []
     return [v for v in visits if v.t_in <= end and v.t_out >= start]
 
 
+def constant(window: int) -> WindowFor:
+    return lambda _venue: window
+
+
 def exposures_of(
-    sources: list[VisitRow], candidates: Iterable[VisitRow], *, exclude: set[str], window: int, min_overlap: int
+    sources: list[VisitRow],
+    candidates: Iterable[VisitRow],
+    *,
+    exclude: set[str],
+    window: int | WindowFor,
+    min_overlap: int,
 ) -> dict[str, list[Exposure]]:
-    """Every qualifying exposure of every candidate person to any of ``sources``, by person."""
+    """Every qualifying exposure of every candidate person to any of ``sources``, by person.
+
+    :param window: W in seconds, or a function of the venue (per-category windows).
+    """
+    window_for = constant(window) if isinstance(window, int) else window
     by_venue: dict[str, list[VisitRow]] = {}
     for a in sources:
         by_venue.setdefault(a.venue_id, []).append(a)
     found: dict[str, list[Exposure]] = {}
+    seen: set[tuple[str, str]] = set()
     for b in candidates:
-        if b.person_id in exclude:
+        if b.person_id in exclude or (b.person_id, b.visit_id) in seen:
             continue
+        seen.add((b.person_id, b.visit_id))
+        w = window_for(b.venue_id)
         for a in by_venue.get(b.venue_id, ()):
-            hit = exposure(a, b, window=window, min_overlap=min_overlap)
+            hit = exposure(a, b, window=w, min_overlap=min_overlap)
             if hit is not None:
                 found.setdefault(b.person_id, []).append(hit)
     for hits in found.values():
-        hits.sort(key=lambda e: (e.contact_visit.t_in, e.case_visit.t_in, e.venue_id, e.contact_visit.visit_id))
+        hits.sort(
+            key=lambda e: (
+                e.contact_visit.t_in,
+                e.case_visit.t_in,
+                e.venue_id,
+                e.contact_visit.visit_id,
+                e.case_visit.visit_id,
+            )
+        )
     return found
+
+
+def earliest_exposure_start(hits: list[Exposure]) -> int:
+    """Depth 2: a contact is traced from the ``contact_visit.t_in`` of its earliest exposure."""
+    return min(e.contact_visit.t_in for e in hits)

@@ -1,70 +1,42 @@
-"""Cases and their contacts (CONTRACT.md, "Trace API")."""
+"""Cases, their contacts (JSON or CSV) and exposure sites (CONTRACT.md, "Trace API")."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from fastapi.responses import Response
 
 import trace_api.alerting as alerting  # issue 6 (alerts)
-from trace_api import audit, queries
+from trace_api import audit, export, queries
 from trace_api.config import TraceSettings
-from trace_api.contacts import TraceParams, trace
+from trace_api.contacts import Contact, TraceParams, trace
 from trace_api.deps import get_db
-from trace_api.tracing import VisitRow
+from trace_api.models import (
+    CaseCreate,
+    CaseCreated,
+    ContactOut,
+    ContactsPage,
+    ExposureOut,
+    ExposureSiteOut,
+    ExposureSitesPage,
+    PersonalDetails,
+    PublishSpan,
+    Span,
+    TraceParamsOut,
+    error_responses,
+)
+from trace_api.tracing import VisitRow, overlapping
 from truyvet.auth import Principal, Role
-from truyvet.events import PersonId, UtcSecond
 from truyvet.schema.db import Database
 from truyvet.web import ApiError, require
 
-router = APIRouter(prefix="/v1/cases", tags=["cases"])
+router = APIRouter(prefix="/v1/cases", tags=["cases"], responses=error_responses(401, 403, 422))
 
-
-class CaseCreate(BaseModel):
-    person_id: PersonId
-    infectious_from: UtcSecond
-    infectious_to: UtcSecond
-    label: str = Field("", max_length=200)
-
-
-class CaseCreated(BaseModel):
-    case_id: str
-
-
-class Span(BaseModel):
-    t_in: datetime
-    t_out: datetime
-
-
-class ExposureOut(BaseModel):
-    venue_id: str
-    case_visit: Span
-    contact_visit: Span
-    overlap_minutes: float
-
-
-class ContactOut(BaseModel):
-    person_id: str
-    generation: int
-    via_person_id: str | None
-    ward_code: str
-    exposures: list[ExposureOut]
-
-
-class TraceParamsOut(BaseModel):
-    depth: int
-    window_minutes: int
-    min_overlap_minutes: int
-    infectious_from: datetime
-    infectious_to: datetime
-
-
-class ContactsPage(BaseModel):
-    case_id: str
-    params: TraceParamsOut
-    contacts: list[ContactOut]
+TRACERS = (Role.epidemiologist, Role.health_center)
+Reason = Query("", max_length=500, description="why the data is looked at (kept in the audit log)")
 
 
 def _span(v: VisitRow) -> Span:
@@ -73,7 +45,8 @@ def _span(v: VisitRow) -> Span:
 
 def load_case(db: Database, case_id: str) -> tuple[str, int, int]:
     rows = db.execute(
-        "SELECT person_id, infectious_from, infectious_to FROM cases FINAL WHERE case_id = %(c)s", {"c": case_id}
+        "SELECT person_id, infectious_from, infectious_to FROM cases FINAL WHERE case_id = %(c)s",
+        {"c": case_id},
     )
     if not rows:
         raise ApiError(404, "not_found", f"no case {case_id}")
@@ -82,58 +55,282 @@ def load_case(db: Database, case_id: str) -> tuple[str, int, int]:
 
 
 @router.post("", status_code=201, response_model=CaseCreated)
-def create_case(body: CaseCreate, request: Request, db: Database = Depends(get_db),
-                principal: Principal = Depends(require(Role.epidemiologist))) -> CaseCreated:
+def create_case(
+    body: CaseCreate,
+    request: Request,
+    db: Database = Depends(get_db),
+    principal: Principal = Depends(require(Role.epidemiologist)),
+) -> CaseCreated:
     """Register a positive case with its infectious period."""
     if body.infectious_to < body.infectious_from:
         raise ApiError(422, "invalid_request", "infectious_to is before infectious_from")
     case_id = "case_" + uuid.uuid4().hex[:16]
-    db.insert("cases", ["case_id", "person_id", "infectious_from", "infectious_to", "label", "created_by", "created_at"],
-              [(case_id, body.person_id, body.infectious_from, body.infectious_to, body.label, principal.actor,
-                datetime.now(UTC).replace(microsecond=0))])
-    audit.record(db, principal, "case.create", case_id=case_id,
-                 params={"infectious_from": body.infectious_from.isoformat(),
-                         "infectious_to": body.infectious_to.isoformat()})
+    db.insert(
+        "cases",
+        ["case_id", "person_id", "infectious_from", "infectious_to", "label", "created_by", "created_at"],
+        [
+            (
+                case_id,
+                body.person_id,
+                body.infectious_from,
+                body.infectious_to,
+                body.label,
+                principal.actor,
+                datetime.now(UTC).replace(microsecond=0),
+            )
+        ],
+    )
+    audit.record(
+        db,
+        principal,
+        audit.CASE_CREATE,
+        case_id=case_id,
+        params={
+            "infectious_from": body.infectious_from.isoformat(),
+            "infectious_to": body.infectious_to.isoformat(),
+        },
+    )
     alerting.on_case_registered(db, request.app.state.settings, case_id, body)  # issue 6 (alerts)
     return CaseCreated(case_id=case_id)
 
 
-@router.get("/{case_id}/contacts", response_model=ContactsPage)
+def trace_params(
+    settings: TraceSettings, depth: int, window_minutes: int | None, min_overlap_minutes: int | None
+) -> TraceParams:
+    """The query's W and M, else the configured defaults (per venue category where configured)."""
+    return TraceParams(
+        depth=depth,
+        window=(settings.window_minutes if window_minutes is None else window_minutes) * 60,
+        min_overlap=(settings.min_overlap_minutes if min_overlap_minutes is None else min_overlap_minutes)
+        * 60,
+        max_stay=max(settings.max_stay_minutes, settings.max_visit_minutes) * 60,
+        category_window={}
+        if window_minutes is not None
+        else {c.value: m * 60 for c, m in settings.category_window_minutes.items()},
+    )
+
+
+def contact_wards(db: Database, contacts: list[Contact]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """Each contact's ward: residence ward where known (restricted store), else its first exposure venue's."""
+    details = queries.person_details(db, [c.person_id for c in contacts])
+    venue_wards = queries.venue_wards(db, {c.exposures[0].venue_id for c in contacts})
+    wards = {}
+    for c in contacts:
+        residence = details.get(c.person_id, {}).get("residence_ward_code", "")
+        wards[c.person_id] = residence or venue_wards.get(c.exposures[0].venue_id, "")
+    return wards, details
+
+
+def may_read_personal(principal: Principal, residence_ward: str) -> bool:
+    """Health roles only; a health center only for residents of its own ward."""
+    if principal.role in (Role.admin, Role.epidemiologist):
+        return True
+    return (
+        principal.role == Role.health_center
+        and bool(residence_ward)
+        and residence_ward == principal.ward_code
+    )
+
+
+CSV_HEADER = [
+    "case_id",
+    "person_id",
+    "generation",
+    "via_person_id",
+    "ward_code",
+    "venue_id",
+    "venue_name",
+    "case_t_in",
+    "case_t_out",
+    "contact_t_in",
+    "contact_t_out",
+    "overlap_minutes",
+]
+PERSONAL_HEADER = ["full_name", "birth_date", "sex", "address", "residence_ward_code"]
+
+
+def _iso(dt: datetime) -> str:
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+def _csv(db: Database, case_id: str, contacts: list[ContactOut], personal: bool) -> str:
+    names = {
+        v: info["name"]
+        for v, info in queries.venues(db, {e.venue_id for c in contacts for e in c.exposures}).items()
+    }
+    rows = []
+    for c in contacts:
+        extra = []
+        if personal:
+            p = c.personal
+            extra = [p.full_name, p.birth_date, p.sex, p.address, p.residence_ward_code] if p else [""] * 5
+        for e in c.exposures:
+            rows.append(
+                [
+                    case_id,
+                    c.person_id,
+                    c.generation,
+                    c.via_person_id or "",
+                    c.ward_code,
+                    e.venue_id,
+                    names.get(e.venue_id, ""),
+                    _iso(e.case_visit.t_in),
+                    _iso(e.case_visit.t_out),
+                    _iso(e.contact_visit.t_in),
+                    _iso(e.contact_visit.t_out),
+                    e.overlap_minutes,
+                    *extra,
+                ]
+            )
+    return export.to_csv(CSV_HEADER + (PERSONAL_HEADER if personal else []), rows)
+
+
+@router.get(
+    "/{case_id}/contacts",
+    response_model=ContactsPage,
+    responses={
+        **error_responses(404),
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "JSON, or CSV with format=csv",
+        },
+    },
+)
 def get_contacts(
     case_id: str,
     request: Request,
     depth: int = Query(1, ge=1, le=2),
     window_minutes: int | None = Query(None, ge=0, le=24 * 60),
     min_overlap_minutes: int | None = Query(None, ge=0, le=24 * 60),
+    include: Literal["personal"] | None = Query(None, description="personal: add personal details"),
+    format: Literal["json", "csv"] = Query("json"),  # noqa: A002 - the contract's parameter name
+    reason: str = Reason,
     db: Database = Depends(get_db),
-    principal: Principal = Depends(require(Role.epidemiologist, Role.health_center)),
-) -> ContactsPage:
+    principal: Principal = Depends(require(*TRACERS)),
+) -> ContactsPage | Response:
     """Everyone co-located with the case (F1) and, with depth=2, their contacts (F2)."""
     settings: TraceSettings = request.app.state.settings
     person, start, end = load_case(db, case_id)
-    window = settings.window_minutes if window_minutes is None else window_minutes
-    min_overlap = settings.min_overlap_minutes if min_overlap_minutes is None else min_overlap_minutes
-    params = TraceParams(depth=depth, window=window * 60, min_overlap=min_overlap * 60,
-                         max_stay=settings.max_stay_minutes * 60)
-    _, contacts = trace(db, person_id=person, start=start, end=end, params=params)
-    wards = queries.venue_wards(db, (e.venue_id for c in contacts for e in c.exposures))
-    out = []
+    params = trace_params(settings, depth, window_minutes, min_overlap_minutes)
+    contacts = trace(db, person_id=person, start=start, end=end, params=params).contacts
+    wards, details = contact_wards(db, contacts)
+    personal = include == "personal"
+    out, read = [], []
     for c in contacts:
-        ward = wards.get(c.exposures[0].venue_id, "")
+        ward = wards[c.person_id]
         if principal.role == Role.health_center and ward != principal.ward_code:
             continue
-        out.append(ContactOut(
-            person_id=c.person_id, generation=c.generation, via_person_id=c.via_person_id, ward_code=ward,
-            exposures=[ExposureOut(venue_id=e.venue_id, case_visit=_span(e.case_visit),
-                                   contact_visit=_span(e.contact_visit),
-                                   overlap_minutes=round(e.overlap_seconds / 60, 2)) for e in c.exposures],
-        ))
-    audit.record(db, principal, "case.trace", case_id=case_id,
-                 params={"depth": depth, "window_minutes": window, "min_overlap_minutes": min_overlap},
-                 result_count=len(out))
+        found = details.get(c.person_id)
+        shown = None
+        if personal and found and may_read_personal(principal, found["residence_ward_code"]):
+            shown = PersonalDetails(**found)
+            read.append(c.person_id)
+        out.append(
+            ContactOut(
+                person_id=c.person_id,
+                generation=c.generation,
+                via_person_id=c.via_person_id,
+                ward_code=ward,
+                exposures=[
+                    ExposureOut(
+                        venue_id=e.venue_id,
+                        case_visit=_span(e.case_visit),
+                        contact_visit=_span(e.contact_visit),
+                        overlap_minutes=round(e.overlap_seconds / 60, 2),
+                    )
+                    for e in c.exposures
+                ],
+                personal=shown,
+            )
+        )
+    window_out = params.window // 60
+    min_overlap_out = params.min_overlap // 60
+    audit.record(
+        db,
+        principal,
+        audit.CASE_EXPORT if format == "csv" else audit.CASE_TRACE,
+        case_id=case_id,
+        params={
+            "depth": depth,
+            "window_minutes": window_out,
+            "min_overlap_minutes": min_overlap_out,
+            "include": include or "",
+            "format": format,
+        },
+        result_count=len(out),
+        reason=reason,
+    )
+    if personal:
+        audit.record(
+            db,
+            principal,
+            audit.PERSON_READ,
+            case_id=case_id,
+            params={"persons": read},
+            result_count=len(read),
+            reason=reason,
+        )
+    if format == "csv":
+        return Response(
+            _csv(db, case_id, out, personal),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="contacts-{case_id[:40]}.csv"'},
+        )
     return ContactsPage(
         case_id=case_id,
-        params=TraceParamsOut(depth=depth, window_minutes=window, min_overlap_minutes=min_overlap,
-                              infectious_from=queries.ts(start), infectious_to=queries.ts(end)),
+        params=TraceParamsOut(
+            depth=depth,
+            window_minutes=window_out,
+            min_overlap_minutes=min_overlap_out,
+            infectious_from=queries.ts(start),
+            infectious_to=queries.ts(end),
+        ),
         contacts=out,
     )
+
+
+@router.get("/{case_id}/exposure-sites", response_model=ExposureSitesPage, responses=error_responses(404))
+def get_exposure_sites(
+    case_id: str,
+    request: Request,
+    window_minutes: int | None = Query(None, ge=0, le=24 * 60),
+    reason: str = Reason,
+    db: Database = Depends(get_db),
+    principal: Principal = Depends(require(*TRACERS)),
+) -> ExposureSitesPage:
+    """Venues the case visited while infectious, with the time spans to publish (stay widened by W)."""
+    settings: TraceSettings = request.app.state.settings
+    person, start, end = load_case(db, case_id)
+    params = trace_params(settings, 1, window_minutes, None)
+    visits = overlapping(queries.person_visits(db, [person], start, end, params.max_stay), start, end)
+    info = queries.venues(db, {v.venue_id for v in visits})
+    sites = []
+    for venue in sorted({v.venue_id for v in visits}):
+        meta = info.get(venue, {"name": "", "category": "", "ward_code": "", "address": ""})
+        if principal.role == Role.health_center and meta["ward_code"] != principal.ward_code:
+            continue
+        w = params.category_window.get(meta["category"], params.window)
+        spans: list[PublishSpan] = []
+        for v in sorted((v for v in visits if v.venue_id == venue), key=lambda v: (v.t_in, v.t_out)):
+            lo, hi = v.t_in - w, v.t_out + w
+            if spans and lo <= int(spans[-1].exposed_to.timestamp()):
+                last = spans[-1]
+                last.exposed_to = max(last.exposed_to, queries.ts(hi))
+                last.case_visits.append(_span(v))
+            else:
+                spans.append(
+                    PublishSpan(
+                        exposed_from=queries.ts(lo), exposed_to=queries.ts(hi), case_visits=[_span(v)]
+                    )
+                )
+        sites.append(ExposureSiteOut(venue_id=venue, spans=spans, **meta))
+    audit.record(
+        db,
+        principal,
+        audit.CASE_SITES,
+        case_id=case_id,
+        params={"window_minutes": params.window // 60},
+        result_count=len(sites),
+        reason=reason,
+    )
+    return ExposureSitesPage(case_id=case_id, window_minutes=params.window // 60, sites=sites)

@@ -1,0 +1,134 @@
+"""API schemas of the trace API, in families (``*Create`` in, ``*Out`` / ``*Page`` out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from truyvet.events import PersonId, UtcSecond
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """The contract's error JSON: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries so every documented error has the contract's error JSON schema."""
+    text = {
+        401: "Missing or unknown token",
+        403: "Role or ward not allowed",
+        404: "Not found",
+        422: "Invalid request",
+    }
+    return {s: {"model": ErrorOut, "description": text.get(s, "Error")} for s in statuses}
+
+
+class CaseCreate(BaseModel):
+    person_id: PersonId
+    infectious_from: UtcSecond
+    infectious_to: UtcSecond
+    label: str = Field("", max_length=200)
+
+
+class CaseCreated(BaseModel):
+    case_id: str
+
+
+class Span(BaseModel):
+    t_in: datetime
+    t_out: datetime
+
+
+class ExposureOut(BaseModel):
+    venue_id: str
+    case_visit: Span
+    contact_visit: Span
+    overlap_minutes: float
+
+
+class PersonalDetails(BaseModel):
+    """From the restricted store (CCCD scans); only for health roles of the person's ward, on request."""
+
+    full_name: str
+    birth_date: str
+    sex: str
+    address: str
+    residence_ward_code: str
+
+
+class PersonOut(PersonalDetails):
+    person_id: str
+
+
+class ContactOut(BaseModel):
+    person_id: str
+    generation: int
+    via_person_id: str | None
+    ward_code: str
+    exposures: list[ExposureOut]
+    personal: PersonalDetails | None = Field(None, description="only with include=personal")
+
+
+class TraceParamsOut(BaseModel):
+    depth: int
+    window_minutes: int
+    min_overlap_minutes: int
+    infectious_from: datetime
+    infectious_to: datetime
+
+
+class ContactsPage(BaseModel):
+    case_id: str
+    params: TraceParamsOut
+    contacts: list[ContactOut]
+
+
+class PublishSpan(BaseModel):
+    """Anyone at the venue between exposed_from and exposed_to may have been exposed (stay widened by W)."""
+
+    exposed_from: datetime
+    exposed_to: datetime
+    case_visits: list[Span]
+
+
+class ExposureSiteOut(BaseModel):
+    venue_id: str
+    name: str
+    category: str
+    ward_code: str
+    address: str
+    spans: list[PublishSpan]
+
+
+class ExposureSitesPage(BaseModel):
+    case_id: str
+    window_minutes: int
+    sites: list[ExposureSiteOut]
+
+
+class AuditEntryOut(BaseModel):
+    at: datetime
+    actor: str
+    role: str
+    ward_code: str
+    action: str
+    case_id: str
+    params: dict[str, Any]
+    result_count: int
+    reason: str
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntryOut]
+
+
+__all__ = ["PersonId", "UtcSecond"]

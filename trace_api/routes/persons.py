@@ -1,0 +1,35 @@
+"""Personal details from the restricted store: health roles only, a health center only for its ward."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path
+
+from trace_api import audit, queries
+from trace_api.deps import get_db
+from trace_api.models import PersonOut, error_responses
+from trace_api.routes.cases import Reason, may_read_personal
+from truyvet.auth import Principal, Role
+from truyvet.schema.db import Database
+from truyvet.web import ApiError, require
+
+router = APIRouter(prefix="/v1/persons", tags=["persons"], responses=error_responses(401, 403, 404, 422))
+
+
+@router.get("/{person_id}", response_model=PersonOut)
+def get_person(
+    person_id: str = Path(..., pattern=r"^[A-Za-z0-9_-]{1,64}$"),
+    reason: str = Reason,
+    db: Database = Depends(get_db),
+    principal: Principal = Depends(require(Role.epidemiologist, Role.health_center)),
+) -> PersonOut:
+    """Name, birth date, sex, address and residence ward of one person (every read is audited)."""
+    found = queries.person_details(db, [person_id]).get(person_id)
+    if found is None or not may_read_personal(principal, found["residence_ward_code"]):
+        audit.record(db, principal, audit.PERSON_READ_DENIED, params={"persons": [person_id]}, reason=reason)
+        if principal.role == Role.health_center:  # do not tell a ward whether others' residents exist
+            raise ApiError(403, "forbidden", "personal details of another ward's resident")
+        raise ApiError(404, "not_found", f"no personal details for {person_id}")
+    audit.record(
+        db, principal, audit.PERSON_READ, params={"persons": [person_id]}, result_count=1, reason=reason
+    )
+    return PersonOut(person_id=person_id, **found)
