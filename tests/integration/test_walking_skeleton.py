@@ -49,8 +49,9 @@ def test_scan_to_traced_contact(services, token, http: httpx.Client) -> None:
     (exposure,) = contacts[0]["exposures"]
     assert contacts[0]["generation"] == 1 and contacts[0]["ward_code"] == "01840"
     assert exposure["venue_id"] == venue
-    assert exposure["case_visit"] == {"t_in": (now - timedelta(hours=3)).isoformat().replace("+00:00", "Z"),
-                                      "t_out": (now - timedelta(hours=2, minutes=30)).isoformat().replace("+00:00", "Z")}
+    rfc = lambda t: t.isoformat().replace("+00:00", "Z")  # noqa: E731
+    assert exposure["case_visit"] == {"t_in": rfc(now - timedelta(hours=3)),
+                                      "t_out": rfc(now - timedelta(hours=2, minutes=30))}
     assert exposure["overlap_minutes"] == 20.0
 
 
