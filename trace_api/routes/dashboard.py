@@ -1,7 +1,132 @@
-"""The web dashboard served by the trace API (pages and their SVG pictures)."""
+"""The web dashboard served by the trace API.
+
+The pages are static shells (``trace_api/web``): they carry no data and need no token. The token a
+user pastes is kept in the browser's sessionStorage and sent as ``Authorization: Bearer`` to the
+JSON API (the contract's endpoints plus the small look-ups below), so a health-center token sees
+only what the API lets it see. Charts and the transmission graph are drawn as SVG in the browser
+by a small bundled script; nothing is loaded from outside at run time.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import mimetypes
+from datetime import UTC
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse, RedirectResponse
+from pydantic import BaseModel, Field
+
+from trace_api.deps import get_db
+from truyvet.auth import Principal, Role
+from truyvet.schema.db import Database
+from truyvet.web import ApiError, require
 
 router = APIRouter(tags=["dashboard"])
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+PAGES = {"": "login.html", "case": "case.html", "alerts": "alerts.html", "coverage": "coverage.html"}
+# Only files that exist at start are served: no path from the request reaches the filesystem.
+STATIC = {p.name: p for p in (WEB / "static").iterdir() if p.is_file()} if (WEB / "static").is_dir() else {}
+ANY_ROLE = tuple(Role)
+_NO_STORE = {"Cache-Control": "no-store"}
+# Pages may load and call only this server: nothing from outside at run time, no inline script.
+_PAGE_HEADERS = {**_NO_STORE, "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                 "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+@router.get("/dashboard", include_in_schema=False)
+def dashboard_root() -> RedirectResponse:
+    return RedirectResponse("/dashboard/")
+
+
+@router.get("/dashboard/static/{name}", include_in_schema=False)
+def static_file(name: str) -> FileResponse:
+    path = STATIC.get(name)
+    if path is None:
+        raise ApiError(404, "not_found", f"no file {name}")
+    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if media.startswith("text/") or media.endswith("javascript"):
+        media += "; charset=utf-8"
+    return FileResponse(path, media_type=media, headers=_NO_STORE)
+
+
+@router.get("/dashboard/{page}", include_in_schema=False)
+@router.get("/dashboard/", include_in_schema=False)
+def page(page: str = "") -> FileResponse:
+    name = PAGES.get(page)
+    if name is None:
+        raise ApiError(404, "not_found", f"no page {page}")
+    return FileResponse(WEB / "pages" / name, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+
+class Me(BaseModel):
+    role: Role
+    ward_code: str
+    ward_name: str
+    name: str
+
+
+class PlacesQuery(BaseModel):
+    venue_ids: list[str] = Field(default_factory=list, max_length=5000)
+
+
+class VenueLabel(BaseModel):
+    name: str
+    category: str
+    ward_code: str
+
+
+class Places(BaseModel):
+    venues: dict[str, VenueLabel]
+    wards: dict[str, str]
+
+
+class CaseSummary(BaseModel):
+    case_id: str
+    person_id: str
+    label: str
+    infectious_from: str
+    infectious_to: str
+    created_at: str
+
+
+def _wards(db: Database) -> dict[str, str]:
+    return {str(c): str(n) for c, n in db.execute(
+        "SELECT code, name FROM units FINAL WHERE level IN ('ward', 'commune') ORDER BY code")}
+
+
+def _iso(value: object) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # type: ignore[attr-defined]
+
+
+@router.get("/v1/dashboard/me", response_model=Me)
+def me(db: Database = Depends(get_db), principal: Principal = Depends(require(*ANY_ROLE))) -> Me:
+    """Who the token belongs to: role, ward (health centers) and display name."""
+    return Me(role=principal.role, ward_code=principal.ward_code,
+              ward_name=_wards(db).get(principal.ward_code, ""), name=principal.name)
+
+
+@router.post("/v1/dashboard/places", response_model=Places)
+def places(body: PlacesQuery, db: Database = Depends(get_db),
+           _: Principal = Depends(require(Role.epidemiologist, Role.health_center, Role.viewer))) -> Places:
+    """Names of venues (by id) and of all wards and communes, for labelling tables and charts."""
+    venues: dict[str, VenueLabel] = {}
+    ids = tuple(sorted(set(body.venue_ids)))
+    if ids:
+        rows = db.execute("SELECT venue_id, name, category, ward_code FROM venues FINAL WHERE venue_id IN %(ids)s",
+                          {"ids": ids})
+        venues = {str(v): VenueLabel(name=str(n), category=str(c), ward_code=str(w)) for v, n, c, w in rows}
+    return Places(venues=venues, wards=_wards(db))
+
+
+@router.get("/v1/dashboard/cases", response_model=list[CaseSummary])
+def recent_cases(limit: int = Query(20, ge=1, le=200), db: Database = Depends(get_db),
+                 _: Principal = Depends(require(Role.epidemiologist))) -> list[CaseSummary]:
+    """The most recently registered cases (epidemiologists), to reopen one on the case page."""
+    rows = db.execute(
+        "SELECT case_id, person_id, label, infectious_from, infectious_to, created_at FROM cases FINAL "
+        "ORDER BY created_at DESC, case_id LIMIT %(n)s", {"n": limit})
+    return [CaseSummary(case_id=str(c), person_id=str(p), label=str(lb), infectious_from=_iso(f),
+                        infectious_to=_iso(t), created_at=_iso(at)) for c, p, lb, f, t, at in rows]

@@ -1,0 +1,66 @@
+/* Alerts of a ward health center, refreshed every few seconds (GET /v1/alerts). */
+"use strict";
+(async () => {
+  const who = await TV.page("alerts");
+  if (!who) return;
+  const $ = id => document.getElementById(id);
+  const POLL_MS = 3000;
+  const seen = new Set();
+  let places = { venues: {}, wards: {} };
+  try { places = await TV.api("/v1/dashboard/places", { json: { venue_ids: [] } }); } catch (_) { /* labels only */ }
+
+  const select = $("ward");
+  if (who.role === "health_center") {
+    select.appendChild(TV.el("option", { value: who.ward_code }, who.ward_name || who.ward_code));
+    select.disabled = true;
+  } else {
+    select.appendChild(TV.el("option", { value: "" }, "Tất cả phường/xã"));
+    for (const [code, name] of Object.entries(places.wards)) select.appendChild(TV.el("option", { value: code }, name));
+  }
+  const fromUrl = new URLSearchParams(location.search).get("ward");
+  if (fromUrl && who.role !== "health_center") select.value = fromUrl;
+  select.addEventListener("change", () => { seen.clear(); $("alerts").tBodies[0].replaceChildren(); poll(); });
+
+  async function poll() {
+    const ward = select.value;
+    $("ward-title").textContent = ward ? "· " + (places.wards[ward] || ward) : "";
+    try {
+      const body = await TV.api("/v1/alerts" + (ward ? "?ward_code=" + encodeURIComponent(ward) : ""));
+      $("unavailable").hidden = true;
+      $("error").hidden = true;
+      const alerts = body.alerts || [];
+      const fresh = alerts.filter(a => !seen.has(a.alert_id)).map(a => a.venue_id).filter(v => !places.venues[v]);
+      if (fresh.length) {
+        const more = await TV.api("/v1/dashboard/places", { json: { venue_ids: [...new Set(fresh)] } });
+        Object.assign(places.venues, more.venues);
+      }
+      render(alerts);
+      $("status").textContent = "Cập nhật lúc " + TV.time(new Date().toISOString()) + " · tự động làm mới mỗi 3 giây";
+    } catch (err) {
+      if (err.status === 404) { $("unavailable").hidden = false; } else { TV.showError($("error"), err); }
+    } finally {
+      setTimeout(poll, POLL_MS);
+    }
+  }
+
+  function render(alerts) {
+    const tbody = $("alerts").tBodies[0];
+    const firstRun = seen.size === 0 && tbody.rows.length === 0;
+    tbody.replaceChildren();
+    for (const a of alerts) {
+      const isNew = !seen.has(a.alert_id) && !firstRun;
+      seen.add(a.alert_id);
+      const d = a.delivery || {};
+      tbody.appendChild(TV.el("tr", { class: "alert" + (isNew ? " new" : ""), "data-alert-id": a.alert_id },
+        TV.el("td", {}, TV.dateTime(a.created_at)),
+        TV.el("td", {}, TV.el("span", { class: "badge f" + a.generation }, "F" + a.generation)),
+        TV.el("td", {}, a.person_id), TV.el("td", {}, a.case_id),
+        TV.el("td", {}, places.wards[a.ward_code] || a.ward_code),
+        TV.el("td", {}, (places.venues[a.venue_id] || {}).name || a.venue_id),
+        TV.el("td", {}, d.status ? `${d.status} (${d.attempts || 0})` : "—")));
+    }
+    $("alert-count").textContent = alerts.length;
+  }
+
+  poll();
+})();
