@@ -10,6 +10,8 @@ command -v zbarimg >/dev/null || need+=(zbar-tools)
 command -v mvn >/dev/null || need+=(maven)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+# chromium: the dashboard's browser tests (driven headless by Playwright for Python; no browser download)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "missing Debian packages: ${need[*]} (run: sudo apt-get install ${need[*]})" >&2
