@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
 import trace_api.routes.alerts as alerts  # issue 6
+from trace_api import openapi
 from trace_api.config import get_settings
 from trace_api.routes import audit as audit_routes
 from trace_api.routes import cases, dashboard, persons, reports
@@ -31,6 +32,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="Truy Vết trace API", version="1", lifespan=lifespan,
               default_response_class=ORJSONResponse)
 install_error_handlers(app)
+openapi.install(app)
 install_health_and_metrics(app, lambda: {"service": "trace"})
 app.include_router(cases.router)
 app.include_router(alerts.router)  # issue 6

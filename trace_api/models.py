@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from truyvet.events import PersonId, UtcSecond
+
+# ClickHouse DateTime holds 1970..2105; a case or audit time outside 2000..2100 is a typo.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError("time must lie between 2000-01-01 and 2100-01-01")
+    return value
+
+
+Time = Annotated[UtcSecond, AfterValidator(_in_range)]
 
 
 class ErrorDetail(BaseModel):
@@ -34,8 +47,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 class CaseCreate(BaseModel):
     person_id: PersonId
-    infectious_from: UtcSecond
-    infectious_to: UtcSecond
+    infectious_from: Time
+    infectious_to: Time
     label: str = Field("", max_length=200)
 
 
@@ -131,4 +144,4 @@ class AuditPage(BaseModel):
     entries: list[AuditEntryOut]
 
 
-__all__ = ["PersonId", "UtcSecond"]
+__all__ = ["PersonId", "Time"]

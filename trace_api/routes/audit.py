@@ -7,9 +7,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from trace_api import audit
 from trace_api.config import TraceSettings
 from trace_api.deps import get_db
-from trace_api.models import AuditEntryOut, AuditPage, error_responses
+from trace_api.models import AuditEntryOut, AuditPage, Time, error_responses
 from truyvet.auth import Principal, Role
-from truyvet.events import UtcSecond
 from truyvet.schema.db import Database
 from truyvet.web import require
 
@@ -19,8 +18,8 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=error_responses
 @router.get("", response_model=AuditPage)
 def get_audit(
     request: Request,
-    since: UtcSecond | None = Query(None, description="RFC 3339; entries at or after"),
-    until: UtcSecond | None = Query(None, description="RFC 3339; entries at or before"),
+    since: Time | None = Query(None, description="RFC 3339; entries at or after"),
+    until: Time | None = Query(None, description="RFC 3339; entries at or before"),
     action: str | None = Query(None, max_length=64),
     case_id: str | None = Query(None, max_length=64),
     actor: str | None = Query(None, max_length=200),

@@ -99,3 +99,8 @@ def epi_headers(token) -> dict[str, str]:  # noqa: ANN001 - conftest factory fix
 @pytest.fixture()
 def tracer(services, db: Database, epi_headers: dict[str, str], http: httpx.Client) -> TraceClient:  # noqa: ANN001
     return TraceClient(http, services.trace_url, epi_headers, db, f"t{uuid.uuid4().hex[:8]}-")
+
+
+@pytest.fixture(scope="session")
+def admin_headers(token) -> dict[str, str]:  # noqa: ANN001
+    return dict(token(Role.admin))
