@@ -145,6 +145,12 @@ class WebhookDirectory:
         self._loaded = -1e18
         self._hooks: dict[str, Webhook] = {}
 
+    def fresh(self) -> bool:
+        return time.monotonic() - self._loaded <= self._ttl
+
+    def cached(self, ward_code: str) -> Webhook | None:
+        return self._hooks.get(ward_code)
+
     def get(self, ward_code: str) -> Webhook | None:
         with self._lock:
             if time.monotonic() - self._loaded > self._ttl:

@@ -118,7 +118,10 @@ class Dispatcher:
         )
         attempts = 0
         while True:
-            hook = await asyncio.get_running_loop().run_in_executor(None, self.hooks.get, alert.ward_code)
+            if self.hooks.fresh():
+                hook = self.hooks.cached(alert.ward_code)
+            else:
+                hook = await asyncio.get_running_loop().run_in_executor(None, self.hooks.get, alert.ward_code)
             attempts += 1
             if hook is None:
                 error = f"no webhook configured for ward {alert.ward_code!r}"
