@@ -34,7 +34,10 @@ const TV = (() => {
       options = Object.assign({}, options, { body: JSON.stringify(options.json), method: options.method || "POST" });
     }
     const r = await fetch(path, Object.assign({}, options, { headers }));
-    if (r.status === 401) { logout(); throw new ApiError(401, "unauthorized", "Mã truy cập không hợp lệ"); }
+    if (r.status === 401) {  // a revoked or wrong token: back to the login page (unless already there)
+      if (location.pathname !== "/dashboard/") logout();
+      throw new ApiError(401, "unauthorized", "Mã truy cập không hợp lệ");
+    }
     if (!r.ok) {
       let code = "error", message = r.statusText;
       try { const e = (await r.json()).error; code = e.code; message = e.message; } catch (_) { /* not JSON */ }
