@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from trace_api import queries
 from trace_api.tracing import Exposure, VisitRow, constant, earliest_exposure_start, exposures_of, overlapping
 from truyvet.schema.db import Database
-
-WindowLookup = Callable[[Database, list[VisitRow]], Callable[[str], int]]
 
 
 @dataclass(frozen=True)
@@ -41,30 +40,33 @@ class TraceResult:
 
 
 def _windows(
-    db: Database, visits: list[VisitRow], params: TraceParams, result: TraceResult
+    db: Any, reads: Any, visits: list[VisitRow], params: TraceParams, result: TraceResult
 ) -> Callable[[str], int]:
     if not params.category_window or not visits:
         return constant(params.window)
-    categories = queries.venue_categories(db, {v.venue_id for v in visits})
+    categories = reads.venue_categories(db, {v.venue_id for v in visits})
     result.queries += 1
     return lambda venue: params.category_window.get(categories.get(venue, ""), params.window)
 
 
-def trace(db: Database, *, person_id: str, start: int, end: int, params: TraceParams) -> TraceResult:
+def trace(
+    db: Database, *, person_id: str, start: int, end: int, params: TraceParams, reads: Any = queries
+) -> TraceResult:
     """Contacts of a case ``person_id`` infectious over ``[start, end]`` (CONTRACT.md semantics).
 
     Generation 1: the case's visits (one person-keyed read), then everyone at those venues near
     those times (one venue-keyed read). Generation 2: the same two reads for all F1s at once.
+
+    :param reads: where visits come from: :mod:`trace_api.queries` (ClickHouse), or anything with the
+        same ``person_visits``/``venue_visits``/``venue_categories`` (the benchmark's PostgreSQL peer).
     """
     result = TraceResult([], [])
-    result.case_visits = overlapping(
-        queries.person_visits(db, [person_id], start, end, params.max_stay), start, end
-    )
+    result.case_visits = overlapping(reads.person_visits(db, [person_id], start, end, params.max_stay), start, end)
     result.queries += 1
     if not result.case_visits:
         return result
-    window_for = _windows(db, result.case_visits, params, result)
-    candidates = queries.venue_visits(db, result.case_visits, params.widest_window, params.max_stay)
+    window_for = _windows(db, reads, result.case_visits, params, result)
+    candidates = reads.venue_visits(db, result.case_visits, params.widest_window, params.max_stay)
     result.queries += 1
     first = exposures_of(
         result.case_visits, candidates, exclude={person_id}, window=window_for, min_overlap=params.min_overlap
@@ -78,13 +80,13 @@ def trace(db: Database, *, person_id: str, start: int, end: int, params: TracePa
     live = sorted(p for p, s in starts.items() if s <= end)
     if not live:
         return result
-    f1_all = queries.person_visits(db, live, min(starts[p] for p in live), end, params.max_stay)
+    f1_all = reads.person_visits(db, live, min(starts[p] for p in live), end, params.max_stay)
     result.queries += 1
     f1_visits = [v for v in f1_all if v.t_in <= end and v.t_out >= starts[v.person_id]]
     if not f1_visits:
         return result
-    window_for = _windows(db, f1_visits, params, result)
-    candidates2 = queries.venue_visits(db, f1_visits, params.widest_window, params.max_stay)
+    window_for = _windows(db, reads, f1_visits, params, result)
+    candidates2 = reads.venue_visits(db, f1_visits, params.widest_window, params.max_stay)
     result.queries += 1
     exclude = {person_id, *first}
     by_f1: dict[str, list[VisitRow]] = {}
@@ -97,9 +99,7 @@ def trace(db: Database, *, person_id: str, start: int, end: int, params: TracePa
     # via = the F1 with the earliest exposure start (then the smallest id) through whom they qualify.
     for f1 in sorted(by_f1, key=lambda p: (starts[p], p)):
         near = [b for venue in {v.venue_id for v in by_f1[f1]} for b in at_venue.get(venue, ())]
-        found = exposures_of(
-            by_f1[f1], near, exclude=exclude, window=window_for, min_overlap=params.min_overlap
-        )
+        found = exposures_of(by_f1[f1], near, exclude=exclude, window=window_for, min_overlap=params.min_overlap)
         for person, hits in found.items():
             second.setdefault(person, (f1, hits))
     result.contacts += [Contact(p, 2, via, hits) for p, (via, hits) in sorted(second.items())]
