@@ -95,6 +95,8 @@ class KafkaNode:
         return pid
 
     def ready(self) -> bool:
+        if not port_open(self.host, self.port):
+            return False  # kafka-python leaks a socket on each refused bootstrap; do not ask it yet
         admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000)
         try:
             admin.list_topics()
