@@ -82,7 +82,8 @@ def entries(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Newest first; ``since``/``until`` are a range of the table's primary key (``at``)."""
-    where, params = ["1 = 1"], {"limit": limit}
+    where: list[str] = ["1 = 1"]
+    params: dict[str, Any] = {"limit": limit}
     if since is not None:
         where.append("at >= %(since)s")
         params["since"] = since

@@ -111,3 +111,21 @@ def test_range_reads_touch_a_sliver_of_the_table(big_db: DriverDatabase) -> None
     # generation-2 read covers the ranges of every F1 (dozens of filler persons at v7) in one query.
     assert 0 < person_reads[0] <= 50_000, person_reads
     assert 0 < min(venue_reads) <= 50_000 and max(venue_reads) <= 150_000, venue_reads
+
+
+def test_many_ranges_read_as_one_venue_set_with_the_same_answer(any_db: Database) -> None:
+    """Past MAX_OR_RANGES the venue read switches form; the visits it returns stay exactly the same."""
+    prefix = f"m{uuid.uuid4().hex[:6]}-"
+    spans, rows = [], []
+    for i in range(queries.MAX_OR_RANGES + 6):
+        venue, t = f"{prefix}v{i}", T0 + (i % 7) * 3 * H
+        spans.append(queries.VisitRow(f"c{i}", f"{prefix}case", venue, t, t + H))
+        rows += [RefVisit(f"{prefix}{i}a", f"{prefix}x", venue, t + 2 * H, t + 3 * H),  # exactly W after
+                 RefVisit(f"{prefix}{i}b", f"{prefix}y", venue, t + 2 * H + 1, t + 3 * H),  # outside the range
+                 RefVisit(f"{prefix}{i}c", f"{prefix}z", venue, t - 26 * H, t - 25 * H)]  # before it
+    insert_visits(any_db, rows)
+    assert len(queries.venue_ranges(spans, H, 24 * H)) > queries.MAX_OR_RANGES
+    together = queries.venue_visits(any_db, spans, H, 24 * H)
+    one_by_one = [v for s in spans for v in queries.venue_visits(any_db, [s], H, 24 * H)]
+    assert sorted(together, key=str) == sorted(one_by_one, key=str)
+    assert {v.person_id for v in together} == {f"{prefix}x"} and len(together) == len(spans)
