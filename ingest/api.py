@@ -97,6 +97,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bootstrap=settings.kafka_bootstrap,
         topic=settings.topic(Topics.SCANS),
         timeout_seconds=settings.produce_timeout_seconds,
+        kafka_timeout_seconds=settings.kafka_request_timeout_seconds,
         recent_capacity=settings.recent_scan_ids,
     )
     await app.state.producer.start()

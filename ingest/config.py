@@ -19,6 +19,8 @@ class IngestSettings(CommonSettings):
     # How long a request waits for Kafka before answering 503; clients must wait longer than this.
     produce_timeout_seconds: float = Field(10.0, gt=0)
     retry_after_seconds: int = Field(5, ge=1)
+    # How long Kafka batches may wait for a partition leader (a broker restart) before they fail.
+    kafka_request_timeout_seconds: float = Field(60.0, gt=0)
     # Venue QR signing keys (Ed25519); never in git. Default: <data_dir>/keys/qr.
     qr_keys_dir: Path | None = None
     qr_key_reload_seconds: float = Field(1.0, ge=0)

@@ -11,7 +11,13 @@ Nothing is acknowledged that Kafka did not confirm, and nothing is produced twic
   (no leader) expires after ``request_timeout_ms`` and fails;
 - a request waits at most ``timeout_seconds``; what is not confirmed by then is answered 503, and its
   still-running deliveries stay registered by ``scan_id``: a client's resend of such a scan waits for
-  that delivery instead of producing the scan a second time;
+  that delivery instead of producing the scan a second time. Kafka's own request timeout is longer
+  (``kafka_timeout_seconds``) so that queued batches survive a broker restart instead of expiring;
+- aiokafka's idempotent producer has no epoch bump (KIP-360): once a batch that already had a
+  sequence number fails (e.g. it expired while the restarting broker had no partition leader),
+  every later batch of that partition fails with OutOfOrderSequenceNumber. So any failed delivery
+  replaces the producer (new producer id); the old one flushes what it can, then is closed, and the
+  scan_ids it still held are released for the client's resend;
 - confirmed ``scan_id``s are remembered (bounded FIFO), so a resend is answered as a duplicate
   without writing it again. Downstream dedup by ``scan_id`` remains the backstop across processes.
 """
@@ -20,8 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -32,19 +40,50 @@ from truyvet.events import ScanEvent
 logger = logging.getLogger(__name__)
 
 
-class ScanProducer:
-    """:param recent_capacity: how many confirmed scan_ids to remember (0: none)."""
+class _Throttle(logging.Filter):
+    """While a broker is down aiokafka's client retries in a tight loop and logs each failure (thousands
+    of lines a second); let each message template through at most once per ``seconds``."""
 
-    def __init__(self, *, bootstrap: str, topic: str, timeout_seconds: float,
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(str(record.msg), -self.seconds) < self.seconds:
+            return False
+        self._last[str(record.msg)] = now
+        return True
+
+
+logging.getLogger("aiokafka.client").addFilter(_Throttle(5.0))
+
+
+@dataclass(frozen=True)
+class _Pending:
+    future: asyncio.Future[object]
+    producer: AIOKafkaProducer
+
+
+class ScanProducer:
+    """:param timeout_seconds: how long :meth:`send` waits before giving up (HTTP answers 503).
+    :param kafka_timeout_seconds: aiokafka's request timeout: how long a batch may wait for a leader.
+    :param recent_capacity: how many confirmed scan_ids to remember (0: none).
+    """
+
+    def __init__(self, *, bootstrap: str, topic: str, timeout_seconds: float, kafka_timeout_seconds: float = 60,
                  recent_capacity: int = 0) -> None:
         self.topic = topic
         self.timeout = timeout_seconds
+        self._kafka_timeout = max(kafka_timeout_seconds, timeout_seconds)
         self._bootstrap = bootstrap
         self._producer: AIOKafkaProducer | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._recent_capacity = recent_capacity
-        self._inflight: dict[str, asyncio.Future[object]] = {}
+        self._inflight: dict[str, _Pending] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _new_producer(self) -> AIOKafkaProducer:
@@ -55,7 +94,7 @@ class ScanProducer:
             linger_ms=2,
             max_batch_size=512 * 1024,
             max_request_size=4 * 1024 * 1024,
-            request_timeout_ms=int(self.timeout * 1000),
+            request_timeout_ms=int(self._kafka_timeout * 1000),
             retry_backoff_ms=200,
         )
 
@@ -77,9 +116,11 @@ class ScanProducer:
             raise
         self._producer = producer
 
-    async def _keep_connecting(self) -> None:
+    async def _keep_connecting(self, first_wait: float = 2) -> None:
+        wait = first_wait
         while self._producer is None:
-            await asyncio.sleep(2)
+            await asyncio.sleep(wait)
+            wait = 2
             try:
                 await self._connect()
                 logger.info("connected to Kafka at %s", self._bootstrap)
@@ -91,6 +132,34 @@ class ScanProducer:
             self._starting.cancel()
         if self._producer is not None:
             await self._producer.stop()
+        for task in list(self._retiring):
+            task.cancel()
+
+    def _replace(self, failed: AIOKafkaProducer, error: BaseException) -> None:
+        """A delivery failed: take a fresh producer (new id, sequences from 0), retire the old one."""
+        if self._producer is not failed:
+            return  # already replaced
+        logger.warning("Kafka delivery failed (%s); replacing the producer", error)
+        self._producer = None
+        task = asyncio.get_running_loop().create_task(self._retire(failed))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.get_running_loop().create_task(self._keep_connecting(first_wait=0))
+
+    async def _retire(self, old: AIOKafkaProducer) -> None:
+        try:
+            await asyncio.wait_for(old.stop(), timeout=self._kafka_timeout)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            logger.warning("old Kafka producer did not flush (%r); closing it", exc)
+            sender = getattr(old, "_sender", None)
+            if sender is not None:
+                await sender.close()
+            await old.client.close()
+        # Nothing more can leave the old producer: release its scan_ids for the clients' resends.
+        for key, pending in list(self._inflight.items()):
+            if pending.producer is old:
+                del self._inflight[key]
 
     @property
     def connected(self) -> bool:
@@ -108,38 +177,45 @@ class ScanProducer:
         if producer is None:
             raise KafkaUnavailable("not connected to Kafka", topic=self.topic)
         waits: list[asyncio.Future[object]] = []
-        new: list[tuple[str, asyncio.Future[object]]] = []
         duplicates = 0
         try:
-            for scan in scans:
-                key = str(scan.scan_id)
-                if key in self._recent:
-                    duplicates += 1
-                    continue
-                pending = self._inflight.get(key)
-                if pending is None:
-                    pending = await producer.send(self.topic, key=scan.person_id.encode(),
-                                                  value=scan.to_json())
-                    self._inflight[key] = pending
-                    pending.add_done_callback(lambda f, k=key: self._settled(k, f))
-                    new.append((key, pending))
-                waits.append(pending)
+            async with asyncio.timeout(self.timeout):
+                for scan in scans:
+                    key = str(scan.scan_id)
+                    if key in self._recent:
+                        duplicates += 1
+                        continue
+                    pending = self._inflight.get(key)
+                    if pending is None:
+                        future = await producer.send(self.topic, key=scan.person_id.encode(), value=scan.to_json())
+                        pending = self._inflight[key] = _Pending(future, producer)
+                        future.add_done_callback(lambda f, k=key, p=producer: self._settled(k, f, p))
+                    waits.append(pending.future)
+                if waits:
+                    await asyncio.wait(waits)
+        except TimeoutError:
+            reason = f"no confirmation within {self.timeout:g}s"
+            logger.warning("Kafka did not confirm %d scans: %s", sum(not f.done() for f in waits) or len(scans),
+                           reason)
+            raise KafkaUnavailable("Kafka did not confirm the scans", topic=self.topic, error=reason) from None
         except KafkaError as exc:
+            self._replace(producer, exc)
             raise KafkaUnavailable("Kafka refused the scans", topic=self.topic, error=str(exc)) from exc
-        if waits:
-            done, not_done = await asyncio.wait(waits, timeout=self.timeout)
-            failed = [f for f in done if f.exception() is not None]
-            if not_done or failed:
-                reason = str(failed[0].exception()) if failed else f"no confirmation within {self.timeout:g}s"
-                logger.warning("Kafka did not confirm %d of %d scans: %s", len(not_done) + len(failed),
-                               len(waits), reason)
-                raise KafkaUnavailable("Kafka did not confirm the scans", topic=self.topic, error=reason)
+        failed = [f.exception() for f in waits if f.exception() is not None]
+        if failed:
+            logger.warning("Kafka did not confirm %d of %d scans: %r", len(failed), len(waits), failed[0])
+            raise KafkaUnavailable("Kafka did not confirm the scans", topic=self.topic, error=repr(failed[0]))
         return duplicates
 
-    def _settled(self, key: str, future: asyncio.Future[object]) -> None:
-        if self._inflight.get(key) is future:
+    def _settled(self, key: str, future: asyncio.Future[object], producer: AIOKafkaProducer) -> None:
+        pending = self._inflight.get(key)
+        if pending is not None and pending.future is future:
             del self._inflight[key]
-        if future.cancelled() or future.exception() is not None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            self._replace(producer, error)
             return
         if self._recent_capacity:
             self._recent[key] = None

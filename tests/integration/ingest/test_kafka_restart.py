@@ -1,0 +1,167 @@
+"""Restart Kafka while a client sends scans: every 202 is in Kafka exactly once, and the outage was
+answered 503 + Retry-After, never a silent loss.
+
+Runs its OWN Kafka (own data dir and ports) and its own ingest process pointed at it; the shared
+broker is never touched.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from truyvet.auth import Role
+from truyvet.settings import PROJECT_ROOT, CommonSettings
+from truyvet.stack.kafka import KafkaNode, ensure_topics
+from truyvet.stack.processes import ProcessDir, free_port, port_open, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+class _Kafka(KafkaNode):
+    def ready(self) -> bool:  # a closed port answers at once; kafka-python's bootstrap backs off for long
+        return port_open(self.host, self.port) and super().ready()
+
+
+@dataclass
+class OwnStack:
+    settings: CommonSettings
+    kafka: KafkaNode
+    procs: ProcessDir
+    url: str
+
+
+@pytest.fixture()
+def own_stack(infra: CommonSettings, db, tmp_path: Path) -> Iterator[OwnStack]:
+    """Own Kafka (own data dir and ports) and an ingest process pointed at it, answering 503 after 3 s."""
+    settings = CommonSettings(data_dir=tmp_path, kafka_bootstrap=f"127.0.0.1:{free_port()}",
+                              kafka_controller_port=free_port(), topic_prefix=f"{infra.topic_prefix}restart-")
+    (tmp_path / "kafka").mkdir()
+    (tmp_path / "kafka" / "libs").symlink_to(infra.data_dir / "kafka" / "libs")
+    kafka = _Kafka(settings)
+    kafka.start(timeout=120)
+    procs = ProcessDir(tmp_path)
+    try:
+        ensure_topics(settings)
+        port = free_port()
+        env = {"PYTHONPATH": str(PROJECT_ROOT), "TRUYVET_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+               "TRUYVET_TOPIC_PREFIX": settings.topic_prefix, "TRUYVET_DATA_DIR": str(tmp_path),
+               "INGEST_PRODUCE_TIMEOUT_SECONDS": "3", "INGEST_RETRY_AFTER_SECONDS": "1",
+               "INGEST_QR_KEYS_DIR": str(tmp_path / "keys")}
+        procs.start("ingest", [sys.executable, "-m", "uvicorn", "ingest.api:app", "--host", "127.0.0.1",
+                               "--port", str(port), "--no-access-log", "--log-level", "warning"],
+                    env=env, cwd=PROJECT_ROOT)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(f"{url}/healthz").json()["kafka"] == "connected", timeout=60,
+                   what="restart-test ingest")
+        yield OwnStack(settings, kafka, procs, url)
+    finally:
+        procs.stop("ingest")
+        kafka.stop()
+
+
+@dataclass
+class Client:
+    url: str
+    headers: dict[str, str]
+    venue: str
+    acked: list[str] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)  # Retry-After values of the 503s
+    other: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with httpx.Client(timeout=60) as http:  # longer than the server's produce timeout (3 s)
+            while not self.stop.is_set():
+                at = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+                batch = [{"scan_id": str(uuid.uuid4()), "scanned_at": at, "venue_id": self.venue,
+                          "person_id": f"r{uuid.uuid4().hex[:6]}"} for _ in range(20)]
+                while True:  # resend the same scan_ids until acknowledged, as a device would
+                    try:
+                        r = http.post(f"{self.url}/v1/scans/batch", headers=self.headers, json=batch)
+                    except httpx.TransportError as exc:
+                        self.other.append(repr(exc))
+                        continue
+                    if r.status_code == 202:
+                        body = r.json()
+                        assert body["accepted"] + body["duplicates"] == len(batch) and not body["rejected"]
+                        self.acked.extend(str(s["scan_id"]) for s in batch)
+                        break
+                    if r.status_code == 503:
+                        self.unavailable.append(r.headers.get("Retry-After", ""))
+                        time.sleep(0.2)  # shorter than Retry-After: the test wants many tries
+                        continue
+                    self.other.append(f"{r.status_code} {r.text[:200]}")
+                    return
+
+
+def _scan_ids_in_kafka(settings: CommonSettings) -> Counter[str]:
+    topic = settings.topic("scans")
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    seen: Counter[str] = Counter()
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(parts)
+        consumer.seek_to_beginning()
+        end = consumer.end_offsets(parts)
+        remaining = {tp for tp in parts if end[tp] > 0}
+        deadline = time.monotonic() + 60
+        while remaining and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                for rec in records:
+                    seen[orjson.loads(rec.value)["scan_id"]] += 1
+                if consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+        assert not remaining
+    finally:
+        consumer.close()
+    return seen
+
+
+def _wait_for(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_kafka_restart_loses_nothing_and_duplicates_nothing(own_stack: OwnStack, token) -> None:
+    r = httpx.post(f"{own_stack.url}/v1/venues", headers=token(Role.registrar), timeout=30,
+                   json={"name": "Chợ Phùng Chí Kiên", "category": "market_shop", "ward_code": "01843"})
+    assert r.status_code == 201, r.text
+    client = Client(own_stack.url, token(Role.device), r.json()["venue_id"])
+    thread = threading.Thread(target=client.run, daemon=True)
+    thread.start()
+    try:
+        _wait_for(lambda: len(client.acked) >= 400, 60, "scans acknowledged before the restart")
+        own_stack.kafka.stop()
+        _wait_for(lambda: len(client.unavailable) >= 3, 60, "503 answers while Kafka is down")
+        before = len(client.acked)
+        own_stack.kafka.start(timeout=120)
+        _wait_for(lambda: len(client.acked) >= before + 400, 120, "scans acknowledged after the restart")
+    finally:
+        client.stop.set()
+        thread.join(timeout=90)
+    assert not thread.is_alive() and client.other == []
+    assert client.unavailable and all(v.isdigit() and int(v) >= 1 for v in client.unavailable)
+
+    in_kafka = _scan_ids_in_kafka(own_stack.settings)
+    acked = Counter(client.acked)
+    assert max(acked.values()) == 1
+    missing = [s for s in acked if in_kafka[s] == 0]
+    twice = [s for s in acked if in_kafka[s] > 1]
+    assert missing == [] and twice == [], (len(missing), len(twice))
+    # every scan the client ever sent was eventually acknowledged, so Kafka holds nothing more
+    assert set(in_kafka) == set(acked)
