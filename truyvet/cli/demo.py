@@ -243,6 +243,7 @@ def simulate(
     start: datetime,
     end: datetime,
     rnd: random.Random,
+    compliance: float = 0.5,
 ) -> list[dict[str, Any]]:
     """Scans of each resident's days in ``[start, end]``: work, meals, markets, evenings; some scan out."""
     by_cat: dict[str, list[dict[str, str]]] = {}
@@ -259,10 +260,7 @@ def simulate(
             near.setdefault((c, v["ward_code"]), []).append(v)
     scans: list[dict[str, Any]] = []
     first_day = (start + VN).date()
-    days = [
-        (first_day + timedelta(days=d))
-        for d in range((end + VN).date().toordinal() - first_day.toordinal() + 1)
-    ]
+    days = [(first_day + timedelta(days=d)) for d in range((end + VN).date().toordinal() - first_day.toordinal() + 1)]
 
     def scan(person: Resident, venue: dict[str, str], at: datetime, direction: str) -> None:
         if not start <= at <= end:
@@ -286,6 +284,8 @@ def simulate(
     for day in days:
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC) - VN
         for person in residents:
+            if rnd.random() >= compliance:  # compliance decays (DOMAIN.md): many days go unscanned
+                continue
             plans: list[tuple[dict[str, str], datetime]] = []
             if person.work and day.weekday() < 6:
                 plans.append((person.work, midnight + timedelta(hours=7, minutes=rnd.randint(0, 75))))
@@ -297,16 +297,12 @@ def simulate(
                         if local and rnd.random() < 0.4
                         else rnd.choices(by_cat[cat], cum_weights=cum[cat])[0]
                     )
-                    plans.append(
-                        (venue, midnight + timedelta(hours=h0, seconds=rnd.randint(0, (h1 - h0) * 3600)))
-                    )
+                    plans.append((venue, midnight + timedelta(hours=h0, seconds=rnd.randint(0, (h1 - h0) * 3600))))
             for venue, at in sorted(plans, key=lambda p: p[1]):
                 scan(person, venue, at, "in")
                 if rnd.random() < 0.45:
                     stay = STAY[venue["category"]]
-                    scan(
-                        person, venue, at + timedelta(minutes=rnd.randint(stay // 2, stay + stay // 2)), "out"
-                    )
+                    scan(person, venue, at + timedelta(minutes=rnd.randint(stay // 2, stay + stay // 2)), "out")
     scans.sort(key=lambda s: s["scanned_at"])
     return scans
 
@@ -320,9 +316,7 @@ def post_scans(
 
     def one(i: int, batch: list[dict[str, Any]]) -> dict[str, Any]:
         for _ in range(30):
-            r = http.post(
-                f"{settings.ingest_url}/v1/scans/batch", headers=devices[i % len(devices)], json=batch
-            )
+            r = http.post(f"{settings.ingest_url}/v1/scans/batch", headers=devices[i % len(devices)], json=batch)
             if r.status_code == 202:
                 return dict(r.json())
             if r.status_code not in (429, 503):
@@ -335,9 +329,7 @@ def post_scans(
         futures = {pool.submit(one, i, b): len(b) for i, b in enumerate(batches)}
         for future in as_completed(futures):
             body = future.result()
-            totals.update(
-                accepted=body["accepted"], duplicates=body["duplicates"], rejected=len(body["rejected"])
-            )
+            totals.update(accepted=body["accepted"], duplicates=body["duplicates"], rejected=len(body["rejected"]))
             for bad in body["rejected"][:3]:
                 totals[f"rejected: {bad['error'][:60]}"] += 1
             progress.advance(task, futures[future])
@@ -455,9 +447,7 @@ def write_posters(
             continue
         r = http.get(f"{settings.ingest_url}/v1/venues/{venue['venue_id']}/poster.png", headers=auth)
         if r.status_code != 200 or not r.content.startswith(b"\x89PNG"):
-            console.print(
-                f"[yellow]posters: GET /v1/venues/{{id}}/poster.png answered {r.status_code}; skipped[/]"
-            )
+            console.print(f"[yellow]posters: GET /v1/venues/{{id}}/poster.png answered {r.status_code}; skipped[/]")
             return written
         path = out / f"poster-{category}-{venue['venue_id']}.png"
         path.write_bytes(r.content)
@@ -468,9 +458,7 @@ def write_posters(
 def coverage_report(
     http: httpx.Client, settings: CommonSettings, auth: dict[str, str], day: str, out: Path
 ) -> tuple[Path, dict[str, Any]]:
-    r = http.get(
-        f"{settings.trace_url}/v1/reports/coverage", params={"date": day, "format": "csv"}, headers=auth
-    )
+    r = http.get(f"{settings.trace_url}/v1/reports/coverage", params={"date": day, "format": "csv"}, headers=auth)
     r.raise_for_status()
     path = out / f"coverage-{day}.csv"
     path.write_bytes(b"\xef\xbb\xbf" + r.content)  # BOM: spreadsheets then read the Vietnamese names right
@@ -491,9 +479,7 @@ def _coverage_table(report: dict[str, Any]) -> Table:
     for name, *counts in per_ward.values():
         table.add_row(name, *(str(c) for c in counts))
     t = report["totals"]
-    table.add_row(
-        "[bold]tổng[/]", *(f"[bold]{t[k]}[/]" for k in ("required", "registered", "active", "scans"))
-    )
+    table.add_row("[bold]tổng[/]", *(f"[bold]{t[k]}[/]" for k in ("required", "registered", "active", "scans")))
     return table
 
 
@@ -508,8 +494,9 @@ def _pick_case(residents: list[Resident]) -> Resident:
 @click.option("--days", default=2, show_default=True, help="Days of scans, ending now.")
 @click.option("--venue-share", default=0.85, show_default=True, help="Share of the roster that registers.")
 @click.option("--card-share", default=0.3, show_default=True, help="Share of residents scanned by CCCD card.")
+@click.option("--compliance", default=0.5, show_default=True, help="Chance a resident scans at all on a day.")
 @click.option("--seed", default=1180, show_default=True, help="Random seed (the letter's number).")
-def demo(residents: int, days: int, venue_share: float, card_share: float, seed: int) -> None:
+def demo(residents: int, days: int, venue_share: float, card_share: float, compliance: float, seed: int) -> None:
     """Run the Bắc Kạn demo against the local stack (starting it if needed)."""
     started = time.monotonic()
     settings = common_settings()
@@ -533,8 +520,7 @@ def demo(residents: int, days: int, venue_share: float, card_share: float, seed:
             for role in (Role.registrar, Role.epidemiologist, Role.viewer)
         }
         devices = [
-            {"Authorization": f"Bearer {create_token(db, role=Role.device, name=f'demo-device-{i}')}"}
-            for i in range(4)
+            {"Authorization": f"Bearer {create_token(db, role=Role.device, name=f'demo-device-{i}')}"} for i in range(4)
         ]
         auth = {role: {"Authorization": f"Bearer {t}"} for role, t in tokens.items()}
         limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
@@ -544,7 +530,7 @@ def demo(residents: int, days: int, venue_share: float, card_share: float, seed:
             start = end - timedelta(days=days)
             people = make_residents(residents, wards, _ward_weights(roster), venues, card_share, rnd)
             with console.status(f"simulating {days} days of {residents:,} residents..."):
-                scans = simulate(people, venues, start, end, rnd)
+                scans = simulate(people, venues, start, end, rnd, compliance)
             cards = sum(1 for s in scans if "cccd_qr" in s)
             console.print(
                 f"simulated {len(scans):,} scans: {len(scans) - cards:,} by the app on venue posters, "
@@ -576,9 +562,7 @@ def demo(residents: int, days: int, venue_share: float, card_share: float, seed:
             report_path, report = coverage_report(http, settings, auth[Role.viewer], today, out)
             console.print(_coverage_table(report))
             busiest = alerts.most_common(1)[0][0] if alerts else case_person.ward
-            health = create_token(
-                db, role=Role.health_center, ward_code=busiest, name=f"demo-tram-y-te-{busiest}"
-            )
+            health = create_token(db, role=Role.health_center, ward_code=busiest, name=f"demo-tram-y-te-{busiest}")
     finally:
         db.close()
 
@@ -595,9 +579,7 @@ def demo(residents: int, days: int, venue_share: float, card_share: float, seed:
         console.print(f"poster: {path}")
     console.print(f"coverage report: {report_path}")
     base = f"{settings.trace_url}/dashboard/"
-    console.print(
-        f"\n[bold green]Dashboard[/] (Trung tâm Y tế, case page): {base}#token={tokens[Role.epidemiologist]}"
-    )
+    console.print(f"\n[bold green]Dashboard[/] (Trung tâm Y tế, case page): {base}#token={tokens[Role.epidemiologist]}")
     console.print(f"  this case: {base}case?case={case_id}#token={tokens[Role.epidemiologist]}")
     console.print(f"  ward health center ({wards.get(busiest, busiest)}): {base}#token={health}")
     console.print(f"  city office, coverage: {base}#token={tokens[Role.viewer]}")
