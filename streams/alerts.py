@@ -30,6 +30,7 @@ from streams.app import app, settings
 from streams.exposure import Match, VenueWindows
 from streams.sink import VISIT_COLUMNS
 from truyvet.alerts import RAISED, addressee_wards, alert_id
+from truyvet.alerts import get_settings as alert_settings
 from truyvet.events import Alert, ExposureWindow, Topics, VisitNotice
 from truyvet.schema import connect
 from truyvet.schema.db import Database
@@ -189,7 +190,7 @@ async def _raise(matches: list[Match], now: int) -> None:
             created_at=created,
         )
         sent.append(await alerts_topic.send(key=aid.encode(), value=alert.model_dump_json().encode()))
-        if m.window.generation == 1:
+        if m.window.generation == 1 and alert_settings().depth >= 2:
             sent += await _cascade(m, now)
     await asyncio.gather(*sent)
     for aid, m in fresh.items():

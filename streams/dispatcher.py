@@ -152,7 +152,15 @@ class Dispatcher:
                 await self.dead_letter(alert, body, error, attempts, producer)
                 return
             RETRIED.inc()
-            logger.info("alert %s attempt %d failed (%s)", alert.alert_id, attempts, error)
+            # The first failure of an alert is worth a line; its further retries are in the metrics and
+            # in the recorded state (``GET /v1/alerts``).
+            logger.log(
+                logging.INFO if attempts == 1 else logging.DEBUG,
+                "alert %s attempt %d failed (%s)",
+                alert.alert_id,
+                attempts,
+                error,
+            )
             self.recorder.record(
                 alert_row(
                     alert,
@@ -286,7 +294,13 @@ class Dispatcher:
         tasks: set[asyncio.Task[None]] = set()
         paused = False
         try:
-            async with httpx.AsyncClient(timeout=s.request_timeout_seconds) as client:
+            # At most max_connections requests at once (a ward's server is not flooded); waiting for a
+            # free connection is not a failed attempt, so the pool wait has no timeout.
+            limits = httpx.Limits(
+                max_connections=s.max_connections, max_keepalive_connections=s.max_connections
+            )
+            timeout = httpx.Timeout(s.request_timeout_seconds, pool=None)
+            async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
                 while not self.stopping.is_set():
                     inflight = self.offsets.in_flight()
                     IN_FLIGHT.set(inflight)

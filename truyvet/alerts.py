@@ -48,6 +48,7 @@ class AlertSettings(CommonSettings):
     backoff_cap_seconds: float = Field(30.0, gt=0)
     request_timeout_seconds: float = Field(10.0, gt=0)
     max_in_flight: int = Field(2000, ge=1)
+    max_connections: int = Field(32, ge=1)  # concurrent webhook requests of one dispatcher
     webhook_cache_seconds: float = Field(2.0, ge=0)
 
 

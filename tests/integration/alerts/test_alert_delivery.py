@@ -303,3 +303,41 @@ def test_late_scans_alert_once_by_themselves(services, db, token, http) -> None:
         assert metric(worker, "truyvet_alerts_raised_total", 'source="late"') - late_before == 2
     finally:
         receiver.stop()
+
+
+def test_a_late_scan_that_makes_a_new_f1_also_alerts_that_persons_contacts(services, db, token, http) -> None:
+    registrar, device, epi = token(Role.registrar), token(Role.device), token(Role.epidemiologist)
+    ward = "01849"
+    receiver = Receiver(_secret()).start()
+    try:
+        _webhook(ward, receiver)
+        v1, v2 = _venue(http, services, registrar, ward), _venue(http, services, registrar, ward)
+        now = datetime.now(UTC).replace(microsecond=0)
+        t0 = now - timedelta(hours=5)
+        case, late, met_late = (_person() for _ in range(3))
+        # Before the case: `late` and `met_late` meet at v2 (nobody is a contact of anyone yet).
+        _post_scans(
+            http,
+            services,
+            device,
+            [
+                _scan(v1, case, t0),
+                _scan(v1, case, t0 + timedelta(minutes=30), "out"),
+                _scan(v2, late, t0 + timedelta(hours=2)),
+                _scan(v2, met_late, t0 + timedelta(hours=2, minutes=5)),
+            ],
+        )
+        wait_for(
+            lambda: _visits_of(db, [case, late, met_late]) == {case, late, met_late},
+            timeout=60,
+            what="visits written",
+        )
+        case_id = _register(http, services, epi, case, now)
+        assert _alerts(http, services, epi, case_id=case_id) == []
+        # Hours late: `late` had been at v1 with the case, so `late` is F1 and `met_late` F2 (via late).
+        _post_scans(http, services, device, [_scan(v1, late, t0 + timedelta(minutes=10))])
+        wait_for(lambda: len(receiver.for_case(case_id)) >= 2, timeout=10, what="F1 and F2 alerted")
+        got = {d.alert["person_id"]: d.alert["generation"] for d in receiver.for_case(case_id)}
+        assert got == {late: 1, met_late: 2}
+    finally:
+        receiver.stop()
