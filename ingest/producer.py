@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from ingest.exceptions import KafkaUnavailable
 from truyvet.events import ScanEvent
@@ -72,8 +73,8 @@ class ScanProducer:
     :param recent_capacity: how many confirmed scan_ids to remember (0: none).
     """
 
-    def __init__(self, *, bootstrap: str, topic: str, timeout_seconds: float, kafka_timeout_seconds: float = 60,
-                 recent_capacity: int = 0) -> None:
+    def __init__(self, *, bootstrap: str, topic: str, timeout_seconds: float,
+                 kafka_timeout_seconds: float = 60, recent_capacity: int = 0) -> None:
         self.topic = topic
         self.timeout = timeout_seconds
         self._kafka_timeout = max(kafka_timeout_seconds, timeout_seconds)
@@ -84,6 +85,7 @@ class ScanProducer:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._recent_capacity = recent_capacity
         self._inflight: dict[str, _Pending] = {}
+        self._hashes: dict[bytes, int] = {}  # person key -> murmur2, as the Java client partitions
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _new_producer(self) -> AIOKafkaProducer:
@@ -180,37 +182,84 @@ class ScanProducer:
         duplicates = 0
         try:
             async with asyncio.timeout(self.timeout):
-                for scan in scans:
-                    key = str(scan.scan_id)
-                    if key in self._recent:
-                        duplicates += 1
-                        continue
-                    pending = self._inflight.get(key)
-                    if pending is None:
-                        future = await producer.send(self.topic, key=scan.person_id.encode(), value=scan.to_json())
-                        pending = self._inflight[key] = _Pending(future, producer)
-                        future.add_done_callback(lambda f, k=key, p=producer: self._settled(k, f, p))
-                    waits.append(pending.future)
+                partitions = sorted(await producer.partitions_for(self.topic))
+                groups, duplicates = self._group(partitions, scans, waits)
+                for partition, records in groups.items():
+                    await self._send_partition(producer, partition, records, waits)
                 if waits:
-                    await asyncio.wait(waits)
+                    await asyncio.wait(set(waits))
         except TimeoutError:
             reason = f"no confirmation within {self.timeout:g}s"
-            logger.warning("Kafka did not confirm %d scans: %s", sum(not f.done() for f in waits) or len(scans),
-                           reason)
+            logger.warning("Kafka did not confirm %d scans: %s", len(scans), reason)
             raise KafkaUnavailable("Kafka did not confirm the scans", topic=self.topic, error=reason) from None
         except KafkaError as exc:
             self._replace(producer, exc)
             raise KafkaUnavailable("Kafka refused the scans", topic=self.topic, error=str(exc)) from exc
         failed = [f.exception() for f in waits if f.exception() is not None]
         if failed:
-            logger.warning("Kafka did not confirm %d of %d scans: %r", len(failed), len(waits), failed[0])
+            logger.warning("Kafka did not confirm %d of %d batches: %r", len(failed), len(waits), failed[0])
             raise KafkaUnavailable("Kafka did not confirm the scans", topic=self.topic, error=repr(failed[0]))
         return duplicates
 
-    def _settled(self, key: str, future: asyncio.Future[object], producer: AIOKafkaProducer) -> None:
-        pending = self._inflight.get(key)
-        if pending is not None and pending.future is future:
-            del self._inflight[key]
+    def _group(self, partitions: list[int], scans: Sequence[ScanEvent],
+               waits: list[asyncio.Future[object]]) -> tuple[dict[int, list[tuple[str, bytes, bytes]]], int]:
+        """Scans to write, by partition (the Java client's murmur2 of the person key); scans already
+        confirmed are skipped, scans still in flight from an earlier request are waited for."""
+        if not partitions:
+            raise KafkaUnavailable("no partitions known for the topic", topic=self.topic)
+        groups: dict[int, list[tuple[str, bytes, bytes]]] = {}
+        seen_pending: set[int] = set()
+        duplicates = 0
+        for scan in scans:
+            key = str(scan.scan_id)
+            if key in self._recent:
+                duplicates += 1
+                continue
+            pending = self._inflight.get(key)
+            if pending is not None:
+                if id(pending.future) not in seen_pending:
+                    seen_pending.add(id(pending.future))
+                    waits.append(pending.future)
+                continue
+            person = scan.person_id.encode()
+            digest = self._hashes.get(person)
+            if digest is None:
+                digest = murmur2(person) & 0x7FFFFFFF
+                if len(self._hashes) > 500_000:
+                    self._hashes.clear()
+                self._hashes[person] = digest
+            groups.setdefault(partitions[digest % len(partitions)], []).append((key, person, scan.to_json()))
+        return groups, duplicates
+
+    async def _send_partition(self, producer: AIOKafkaProducer, partition: int,
+                              records: list[tuple[str, bytes, bytes]], waits: list[asyncio.Future[object]]) -> None:
+        """One record batch per partition (per ~512 KiB): one delivery future for many scans."""
+        batch = producer.create_batch()
+        keys: list[str] = []
+        for key, person, value in records:
+            if batch.append(key=person, value=value, timestamp=None) is None:
+                await self._submit(producer, batch, partition, keys, waits)
+                batch, keys = producer.create_batch(), []
+                if batch.append(key=person, value=value, timestamp=None) is None:
+                    raise KafkaUnavailable("scan larger than a record batch", topic=self.topic, scan_id=key)
+            keys.append(key)
+        if keys:
+            await self._submit(producer, batch, partition, keys, waits)
+
+    async def _submit(self, producer: AIOKafkaProducer, batch: object, partition: int, keys: list[str],
+                      waits: list[asyncio.Future[object]]) -> None:
+        future = await producer.send_batch(batch, self.topic, partition=partition)
+        pending = _Pending(future, producer)
+        for key in keys:
+            self._inflight[key] = pending
+        future.add_done_callback(lambda f: self._settled(keys, f, producer))
+        waits.append(future)
+
+    def _settled(self, keys: list[str], future: asyncio.Future[object], producer: AIOKafkaProducer) -> None:
+        for key in keys:
+            pending = self._inflight.get(key)
+            if pending is not None and pending.future is future:
+                del self._inflight[key]
         if future.cancelled():
             return
         error = future.exception()
@@ -218,8 +267,9 @@ class ScanProducer:
             self._replace(producer, error)
             return
         if self._recent_capacity:
-            self._recent[key] = None
-            if len(self._recent) > self._recent_capacity:
+            for key in keys:
+                self._recent[key] = None
+            while len(self._recent) > self._recent_capacity:
                 self._recent.popitem(last=False)
 
     async def send_raw(self, topic: str, key: bytes, value: bytes) -> None:

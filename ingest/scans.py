@@ -122,7 +122,8 @@ class ScanValidator:
             person = item.person_id or ""
             if _RAW_ID.match(person):
                 return Rejected(index, scan_id, "person_id: looks like a raw ID card number; send cccd_qr")
-        return Accepted(ScanEvent(
+        # Every field was validated above (ScanIn, venue lookup, pseudonym): skip validating twice.
+        return Accepted(ScanEvent.model_construct(
             scan_id=item.scan_id,
             scanned_at=item.scanned_at,
             direction=item.direction,
