@@ -501,16 +501,26 @@ def _pick_case(residents: list[Resident]) -> Resident:
 @click.option("--venue-share", default=0.85, show_default=True, help="Share of the roster that registers.")
 @click.option("--card-share", default=0.3, show_default=True, help="Share of residents scanned by CCCD card.")
 @click.option("--compliance", default=0.5, show_default=True, help="Chance a resident scans at all on a day.")
+@click.option("--no-start", is_flag=True, help="Use the stack already running as configured; start nothing.")
 @click.option("--seed", default=1180, show_default=True, help="Random seed (the letter's number).")
-def demo(residents: int, days: int, venue_share: float, card_share: float, compliance: float, seed: int) -> None:
+def demo(
+    residents: int,
+    days: int,
+    venue_share: float,
+    card_share: float,
+    compliance: float,
+    no_start: bool,
+    seed: int,
+) -> None:
     """Run the Bắc Kạn demo against the local stack (starting it if needed)."""
     started = time.monotonic()
     settings = common_settings()
     rnd = random.Random(seed)
     out = settings.data_dir / "demo"
     out.mkdir(parents=True, exist_ok=True)
-    with console.status("starting the stack (Kafka, ClickHouse, ingest, worker, trace API)..."):
-        Stack(settings).up()
+    if not no_start:
+        with console.status("starting the stack (Kafka, ClickHouse, ingest, worker, trace API)..."):
+            Stack(settings).up()
     db = ensure_database(settings)
     try:
         load_units(db, DATA / "bac_kan_units.csv")
