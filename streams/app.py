@@ -116,6 +116,9 @@ async def validate(stream: faust.StreamT[bytes]) -> None:
 
 @app.agent(by_person_topic)
 async def build_visits(stream: faust.StreamT[bytes]) -> None:
+    # use_partitioner makes the producer hash table keys itself, synchronously, from its metadata; on a
+    # fresh cluster it has none for the new changelog topic yet and every table write would crash.
+    await app.producer._ensure_producer().partitions_for(person_scans.changelog_topic.get_topic_name())
     async for events in stream.noack_take(settings.sink_batch_size, within=settings.sink_flush_seconds):
         rows = []
         now = datetime.now(UTC).replace(microsecond=0)
