@@ -12,8 +12,6 @@ Definitions (one reporting day = ``[date 00:00, date+1 00:00)`` at ``utc_offset_
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -21,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import ORJSONResponse, Response
 
 from trace_api.deps import get_db
+from trace_api.export import to_csv  # formula cells neutralised (one definition)
 from truyvet.auth import Principal, Role
 from truyvet.roster import CURRENT
 from truyvet.schema.db import Database
@@ -112,20 +111,6 @@ def coverage(db: Database, day: date, *, max_stay_minutes: int,
 def totals(rows: list[CoverageRow]) -> Totals:
     return Totals(sum(r.required for r in rows), sum(r.registered for r in rows),
                   sum(r.active for r in rows), sum(r.scans for r in rows))
-
-
-def safe_cell(value: object) -> str:
-    """A CSV cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a leading quote."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def to_csv(header: list[str], rows: list[list[object]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows([safe_cell(v) for v in row] for row in rows)
-    return out.getvalue()
 
 
 def ward_scope(principal: Principal, ward_code: str | None) -> tuple[str, ...] | None:

@@ -65,8 +65,11 @@ const TV = (() => {
     if (!token()) { location.href = "/dashboard/"; return null; }
     const who = await me();
     const nav = document.getElementById("nav");
-    const links = [["case", "Ca bệnh & truy vết"], ["alerts", "Cảnh báo"], ["coverage", "Độ phủ quét mã QR"]];
-    for (const [href, label] of links) {
+    const health = ["admin", "epidemiologist", "health_center"];
+    const links = [["case", "Ca bệnh & truy vết", health], ["alerts", "Cảnh báo", health],
+                   ["coverage", "Độ phủ quét mã QR", [...health, "viewer"]]];
+    for (const [href, label, roles] of links) {
+      if (!roles.includes(who.role)) continue;  // the API would answer 403 anyway
       const a = el("a", { href: "/dashboard/" + href, class: href === active ? "active" : "" }, label);
       nav.appendChild(a);
     }

@@ -199,7 +199,8 @@
     const ticks = 6;
     for (let i = 0; i <= ticks; i++) {
       const t = t0 + (t1 - t0) * i / ticks;
-      root.appendChild(TV.svg("text", { x: x(t), y: height - 8, "text-anchor": "middle", class: "axis-label" }, TV.dateTime(new Date(t).toISOString())));
+      const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
+      root.appendChild(TV.svg("text", { x: x(t), y: height - 8, "text-anchor": anchor, class: "axis-label" }, TV.dateTime(new Date(t).toISOString())));
     }
     return root;
   }
