@@ -243,7 +243,7 @@ def simulate(
     start: datetime,
     end: datetime,
     rnd: random.Random,
-    compliance: float = 0.5,
+    compliance: float = 0.4,
 ) -> list[dict[str, Any]]:
     """Scans of each resident's days in ``[start, end]``: work, meals, markets, evenings; some scan out."""
     by_cat: dict[str, list[dict[str, str]]] = {}
@@ -500,7 +500,7 @@ def _pick_case(residents: list[Resident]) -> Resident:
 @click.option("--days", default=2, show_default=True, help="Days of scans, ending now.")
 @click.option("--venue-share", default=0.85, show_default=True, help="Share of the roster that registers.")
 @click.option("--card-share", default=0.3, show_default=True, help="Share of residents scanned by CCCD card.")
-@click.option("--compliance", default=0.5, show_default=True, help="Chance a resident scans at all on a day.")
+@click.option("--compliance", default=0.4, show_default=True, help="Chance a resident scans at all on a day.")
 @click.option("--no-start", is_flag=True, help="Use the stack already running as configured; start nothing.")
 @click.option("--seed", default=1180, show_default=True, help="Random seed (the letter's number).")
 def demo(
