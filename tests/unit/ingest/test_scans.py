@@ -81,3 +81,14 @@ def test_each_bad_item_has_its_reason(validator: tuple[ScanValidator, KeyRing], 
 def test_non_object_item_is_rejected(validator: tuple[ScanValidator, KeyRing]) -> None:
     result = validator[0].validate(7, [1, 2], now=NOW, source="batch")
     assert isinstance(result, Rejected) and result.error == "scan must be a JSON object"
+
+
+def test_fast_scan_json_equals_the_event_json(validator: tuple[ScanValidator, KeyRing]) -> None:
+    import orjson
+
+    from ingest.producer import scan_json
+
+    result = validator[0].validate(0, scan(direction="out"), now=NOW, source="batch")
+    assert isinstance(result, Accepted)
+    assert orjson.loads(scan_json(result.event)) == orjson.loads(result.event.to_json())
+    assert orjson.loads(scan_json(result.event))["scanned_at"].endswith("Z")
