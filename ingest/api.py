@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import ORJSONResponse
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, Field
 
@@ -112,8 +111,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.producer.stop()
 
 
-app = FastAPI(title="Truy Vết ingest API", version="1", lifespan=lifespan,
-              default_response_class=ORJSONResponse)
+app = FastAPI(title="Truy Vết ingest API", version="1", lifespan=lifespan)
 install_error_handlers(app)
 install_health_and_metrics(app, lambda: {"service": "ingest", "kafka": _kafka_state()})
 

@@ -28,7 +28,7 @@ class IngestSettings(CommonSettings):
     rate_limit_scans_per_second: float = Field(2_000.0, gt=0)
     rate_limit_burst: int = Field(20_000, ge=1)
     # scan_ids confirmed by Kafka that this process remembers, to answer a resend as a duplicate.
-    recent_scan_ids: int = Field(2_000_000, ge=0)
+    recent_scan_ids: int = Field(500_000, ge=0)
 
     @property
     def keys_dir(self) -> Path:
