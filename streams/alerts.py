@@ -19,7 +19,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 
 import faust
@@ -33,7 +33,7 @@ from truyvet.alerts import RAISED, addressee_wards, alert_id
 from truyvet.alerts import get_settings as alert_settings
 from truyvet.events import Alert, ExposureWindow, Topics, VisitNotice
 from truyvet.schema import connect
-from truyvet.schema.db import Database
+from truyvet.schema.db import Database, DatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,16 @@ _db = _Db()
 
 
 async def _in_db(fn, *args):  # type: ignore[no-untyped-def]
-    return await asyncio.get_running_loop().run_in_executor(None, _db.run, fn, *args)
+    """Run a lookup, retrying with capped backoff while ClickHouse is unavailable (the worker needs
+    it for visits anyway); a lookup is never skipped, so no alert is dropped on the way."""
+    delay = 0.2
+    while True:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, _db.run, fn, *args)
+        except DatabaseError as exc:
+            logger.warning("alert matcher lookup failed (%s); retrying in %.1fs", exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30.0)
 
 
 async def visits_written(rows: Sequence[Sequence[object]]) -> None:
@@ -116,12 +125,18 @@ async def visits_written(rows: Sequence[Sequence[object]]) -> None:
             "visit_id": row[_I["visit_id"]],
             "person_id": row[_I["person_id"]],
             "venue_id": venue,
-            "t_in": int(row[_I["t_in"]].timestamp()),  # type: ignore[attr-defined]
-            "t_out": int(row[_I["t_out"]].timestamp()),
-        }  # type: ignore[attr-defined]
+            "t_in": _epoch(row[_I["t_in"]]),
+            "t_out": _epoch(row[_I["t_out"]]),
+        }
         futures.append(await matching_topic.send(key=venue.encode(), value=orjson.dumps(notice)))
     if futures:
         await asyncio.gather(*futures)
+
+
+def _epoch(value: object) -> int:
+    """Epoch seconds of a ClickHouse DateTime (a timezone-aware datetime)."""
+    assert isinstance(value, datetime)
+    return int(value.timestamp())
 
 
 def _visits(rows: Sequence[Sequence[object]]) -> list[VisitNotice]:
@@ -133,12 +148,12 @@ def _visits(rows: Sequence[Sequence[object]]) -> list[VisitNotice]:
             visit_id=str(v),
             person_id=str(p),
             venue_id=str(ven),
-            t_in=int(a.timestamp()),
-            t_out=int(b.timestamp()),
+            t_in=_epoch(a),
+            t_out=_epoch(b),
         )
         for v, p, ven, a, b, deleted in latest.values()
         if not deleted
-    ]  # type: ignore[attr-defined]
+    ]
 
 
 def _venue_visits(db: Database, venue: str, lo: int, hi: int) -> list[VisitNotice]:
@@ -178,7 +193,7 @@ async def _raise(matches: list[Match], now: int) -> None:
         return
     wards = await _in_db(addressee_wards, {m.visit.person_id: m.visit.venue_id for m in fresh.values()})
     created = datetime.fromtimestamp(now, UTC)
-    sent = []
+    sent: list[Awaitable[object]] = []
     for aid, m in fresh.items():
         alert = Alert(
             alert_id=aid,
@@ -199,10 +214,10 @@ async def _raise(matches: list[Match], now: int) -> None:
     logger.info("late visits raised %d alerts", len(fresh))
 
 
-async def _cascade(m: Match, now: int) -> list[asyncio.Future]:
+async def _cascade(m: Match, now: int) -> list[Awaitable[object]]:
     """A new generation-1 contact: their visits from this exposure to the case's end become windows."""
     own = await _in_db(_person_visits, m.visit.person_id, m.visit.t_in, m.window.case_end)
-    futures = []
+    futures: list[Awaitable[object]] = []
     for v in own:
         w = ExposureWindow(
             case_id=m.window.case_id,

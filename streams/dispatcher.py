@@ -36,7 +36,7 @@ from streams.delivery import (
 from truyvet.alerts import AlertSettings, get_settings
 from truyvet.events import Alert, DeadLetter, Topics
 from truyvet.schema import connect
-from truyvet.schema.db import Database
+from truyvet.schema.db import Database, DatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +265,19 @@ class Dispatcher:
             self.running.pop(alert.alert_id, None)
 
     # -- the loop -------------------------------------------------------------------------------
+    async def known(self, alert_ids: set[str]) -> dict[str, str]:
+        """Recorded states of ``alert_ids``; waits (with backoff) while ClickHouse is unavailable."""
+        delay = 0.2
+        while True:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    None, known_states, self.lookup_db, alert_ids
+                )
+            except DatabaseError as exc:
+                logger.warning("could not read alert states (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
     async def commit(self, consumer: AIOKafkaConsumer) -> None:
         assigned = consumer.assignment()
         self.offsets.forget(assigned)
@@ -314,9 +327,7 @@ class Dispatcher:
                     records = [(tp, m) for tp, ms in batch.items() for m in ms]
                     unknown = {m.key.decode() for _, m in records if m.key} - set(self.final)
                     if unknown:
-                        states = await asyncio.get_running_loop().run_in_executor(
-                            None, known_states, self.lookup_db, unknown
-                        )
+                        states = await self.known(unknown)
                         self.final.update({a: st for a, st in states.items() if st in Status.FINAL})
                     for tp, m in records:
                         self.offsets.add(tp, m.offset)

@@ -146,26 +146,9 @@ def raise_case_alerts(
     _send_all([(matching, w.venue_id.encode(), w.to_json()) for w in first])
 
     result = trace(db, person_id=person_id, start=start, end=end, params=params)
-    contacts: list[Contact] = result.contacts if hasattr(result, "contacts") else result[1]
+    contacts: list[Contact] = result.contacts
 
-    sends: list[tuple[str, bytes, bytes]] = []
-    f1 = {c.person_id: min(e.contact_visit.t_in for e in c.exposures) for c in contacts if c.generation == 1}
-    if params.depth >= 2 and f1:
-        visits = queries.person_visits(db, sorted(f1), min(f1.values()), end, params.max_stay)
-        live = [v for v in visits if v.t_in <= end and v.t_out >= f1[v.person_id]]
-        second = _windows(
-            db,
-            live,
-            case_id=case_id,
-            case_person=person_id,
-            generation=2,
-            params=params,
-            case_end=end,
-            expires_at=expires_at,
-        )
-        sends += [(matching, w.venue_id.encode(), w.to_json()) for w in second]
-    WINDOWS.inc(len(first) + len(sends))
-
+    # Alerts first: the dispatcher starts delivering while the F2 windows are being read.
     wards = addressee_wards(db, {c.person_id: c.exposures[0].venue_id for c in contacts})
     now = datetime.now(UTC).replace(microsecond=0)
     alerts = [
@@ -181,12 +164,27 @@ def raise_case_alerts(
         for c in contacts
     ]
     topic = settings.topic(Topics.ALERTS)
-    sends += [(topic, a.alert_id.encode(), a.model_dump_json().encode()) for a in alerts]
-    _send_all(sends)
+    _send_all([(topic, a.alert_id.encode(), a.model_dump_json().encode()) for a in alerts])
     RAISED.labels("case").inc(len(alerts))
-    logger.info(
-        "case %s: %d alerts, %d exposure windows", case_id, len(alerts), len(first) + len(sends) - len(alerts)
-    )
+
+    second: list[ExposureWindow] = []
+    f1 = {c.person_id: min(e.contact_visit.t_in for e in c.exposures) for c in contacts if c.generation == 1}
+    if params.depth >= 2 and f1:
+        visits = queries.person_visits(db, sorted(f1), min(f1.values()), end, params.max_stay)
+        live = [v for v in visits if v.t_in <= end and v.t_out >= f1[v.person_id]]
+        second = _windows(
+            db,
+            live,
+            case_id=case_id,
+            case_person=person_id,
+            generation=2,
+            params=params,
+            case_end=end,
+            expires_at=expires_at,
+        )
+        _send_all([(matching, w.venue_id.encode(), w.to_json()) for w in second])
+    WINDOWS.inc(len(first) + len(second))
+    logger.info("case %s: %d alerts, %d exposure windows", case_id, len(alerts), len(first) + len(second))
     return alerts
 
 

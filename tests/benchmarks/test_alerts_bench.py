@@ -83,8 +83,7 @@ def test_alert_latency(services, db, token, http) -> None:
         for k in range(CASES):
             person = f"bp{(k * 7919 + 13) % persons}"
             result = trace(db, person_id=person, start=start, end=end, params=params)
-            contacts = result.contacts if hasattr(result, "contacts") else result[1]
-            visits = result.case_visits if hasattr(result, "case_visits") else result[0]
+            contacts, visits = result.contacts, result.case_visits
             expected = {c.person_id for c in contacts}
             t0 = time.monotonic()
             r = http.post(

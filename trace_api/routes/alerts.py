@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
@@ -40,7 +41,8 @@ def list_alerts(
     db: Database, *, ward_code: str | None, case_id: str | None, since: datetime | None, limit: int
 ) -> list[AlertPublic]:
     """Newest first. Filters are on columns that never change for an alert, so they hold under FINAL."""
-    where, params = [], {"limit": limit}
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
     if ward_code is not None:
         where.append("ward_code = %(ward)s")
         params["ward"] = ward_code

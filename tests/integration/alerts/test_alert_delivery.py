@@ -87,6 +87,14 @@ def _alerts(http: httpx.Client, services, headers, **params: str) -> list[dict]:
     return list(r.json()["alerts"])
 
 
+def _all_delivered(http: httpx.Client, services, headers, case_id: str, persons: set[str]) -> bool:
+    """``GET /v1/alerts`` lists exactly ``persons`` for the case, all delivered (recorded after the 2xx)."""
+    listed = _alerts(http, services, headers, case_id=case_id)
+    return {a["person_id"] for a in listed} == persons and all(
+        a["delivery"]["status"] == "delivered" for a in listed
+    )
+
+
 def _secret() -> str:
     return secrets.token_hex(16)
 
@@ -150,10 +158,7 @@ def test_contacts_in_three_wards_get_one_signed_alert_each_at_their_ward(service
         )
         # Delivered state is recorded after the receiver answered: once all are delivered, no more come.
         wait_for(
-            lambda: (
-                {a["delivery"]["status"] for a in _alerts(http, services, epi, case_id=case_id)}
-                == {"delivered"}
-            ),
+            lambda: _all_delivered(http, services, epi, case_id, set(expected)),
             timeout=30,
             what="delivery state recorded",
         )
@@ -225,10 +230,7 @@ def test_receiver_down_for_20s_then_back_gets_every_alert_once(services, db, tok
     receiver.start()
     try:
         wait_for(
-            lambda: (
-                {a["delivery"]["status"] for a in _alerts(http, services, epi, case_id=case_id)}
-                == {"delivered"}
-            ),
+            lambda: _all_delivered(http, services, epi, case_id, set(contacts)),
             timeout=60,
             what="all delivered after the receiver came back",
         )
@@ -287,10 +289,7 @@ def test_late_scans_alert_once_by_themselves(services, db, token, http) -> None:
         _post_scans(http, services, device, [_scan(venue, sentinel, t0 + timedelta(minutes=20))])
         wait_for(lambda: len(receiver.for_case(case_id)) >= 2, timeout=10, what="sentinel alerted")
         wait_for(
-            lambda: (
-                {a["delivery"]["status"] for a in _alerts(http, services, epi, case_id=case_id)}
-                == {"delivered"}
-            ),
+            lambda: _all_delivered(http, services, epi, case_id, {late, sentinel}),
             timeout=30,
             what="delivery recorded",
         )
