@@ -7,7 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trace_api import queries
-from trace_api.tracing import Exposure, VisitRow, constant, earliest_exposure_start, exposures_of, overlapping
+from trace_api.tracing import (
+    Exposure,
+    VisitRow,
+    constant,
+    earliest_exposure_start,
+    exposure_order,
+    exposures_of,
+    matches,
+    overlapping,
+)
 from truyvet.schema.db import Database
 
 
@@ -69,7 +78,12 @@ def trace(
     candidates = reads.venue_visits(db, result.case_visits, params.widest_window, params.max_stay)
     result.queries += 1
     first = exposures_of(
-        result.case_visits, candidates, exclude={person_id}, window=window_for, min_overlap=params.min_overlap
+        result.case_visits,
+        candidates,
+        exclude={person_id},
+        window=window_for,
+        min_overlap=params.min_overlap,
+        max_visit=params.max_stay,
     )
     result.contacts = [Contact(p, 1, None, hits) for p, hits in sorted(first.items())]
     if params.depth < 2 or not first:
@@ -88,19 +102,20 @@ def trace(
     window_for = _windows(db, reads, f1_visits, params, result)
     candidates2 = reads.venue_visits(db, f1_visits, params.widest_window, params.max_stay)
     result.queries += 1
-    exclude = {person_id, *first}
-    by_f1: dict[str, list[VisitRow]] = {}
-    for v in f1_visits:
-        by_f1.setdefault(v.person_id, []).append(v)
-    at_venue: dict[str, list[VisitRow]] = {}
-    for b in candidates2:
-        at_venue.setdefault(b.venue_id, []).append(b)
-    second: dict[str, tuple[str, list[Exposure]]] = {}
-    # via = the F1 with the earliest exposure start (then the smallest id) through whom they qualify.
-    for f1 in sorted(by_f1, key=lambda p: (starts[p], p)):
-        near = [b for venue in {v.venue_id for v in by_f1[f1]} for b in at_venue.get(venue, ())]
-        found = exposures_of(by_f1[f1], near, exclude=exclude, window=window_for, min_overlap=params.min_overlap)
-        for person, hits in found.items():
-            second.setdefault(person, (f1, hits))
-    result.contacts += [Contact(p, 2, via, hits) for p, (via, hits) in sorted(second.items())]
+    # via = the F1 with the earliest exposure start (then the smallest id) through whom they qualify;
+    # the exposures listed are those through that F1.
+    through: dict[str, dict[str, list[Exposure]]] = {}
+    for hit in matches(
+        f1_visits,
+        candidates2,
+        exclude={person_id, *first},
+        window=window_for,
+        min_overlap=params.min_overlap,
+        max_visit=params.max_stay,
+    ):
+        through.setdefault(hit.contact_visit.person_id, {}).setdefault(hit.case_visit.person_id, []).append(hit)
+    for person in sorted(through):
+        per_f1 = through[person]
+        via = min(per_f1, key=lambda p: (starts[p], p))
+        result.contacts.append(Contact(person, 2, via, sorted(per_f1[via], key=exposure_order)))
     return result

@@ -18,26 +18,28 @@ from truyvet.schema.db import Database, DatabaseError
 UNKNOWN_TABLE = 60
 
 
+# Times as epoch seconds straight from the server: no datetime objects per row on the client.
+COLUMNS = "visit_id, person_id, venue_id, toUInt32(t_in), toUInt32(t_out), deleted"
+
+
 def ts(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
 def _rows(result: Iterable[tuple[object, ...]]) -> list[VisitRow]:
     return [
-        VisitRow(str(vid), str(pid), str(ven), int(t_in.timestamp()), int(t_out.timestamp()))  # type: ignore[attr-defined]
+        VisitRow(vid, pid, ven, t_in, t_out)  # type: ignore[arg-type]
         for vid, pid, ven, t_in, t_out, deleted in result
         if not deleted
     ]
 
 
-def person_visits(
-    db: Database, persons: Sequence[str], start: int, end: int, max_stay: int
-) -> list[VisitRow]:
+def person_visits(db: Database, persons: Sequence[str], start: int, end: int, max_stay: int) -> list[VisitRow]:
     """Visits of ``persons`` that may overlap ``[start, end]`` (a visit lasts at most ``max_stay`` s)."""
     if not persons:
         return []
     rows = db.execute(
-        "SELECT visit_id, person_id, venue_id, t_in, t_out, deleted FROM visits FINAL "
+        f"SELECT {COLUMNS} FROM visits FINAL "
         "WHERE person_id IN %(persons)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
         {"persons": tuple(persons), "lo": ts(start - max_stay), "hi": ts(end)},
     )
@@ -78,7 +80,7 @@ def venue_visits(db: Database, spans: Sequence[VisitRow], window: int, max_stay:
     if not spans:
         return []
     ranges = venue_ranges(spans, window, max_stay)
-    select = "SELECT visit_id, person_id, venue_id, t_in, t_out, deleted FROM visits_by_venue FINAL WHERE "
+    select = f"SELECT {COLUMNS} FROM visits_by_venue FINAL WHERE "
     if len(ranges) <= MAX_OR_RANGES:
         clauses, params = [], {}
         for i, (venue, lo, hi) in enumerate(ranges):
@@ -88,10 +90,12 @@ def venue_visits(db: Database, spans: Sequence[VisitRow], window: int, max_stay:
     by_venue: dict[str, list[tuple[int, int]]] = {}
     for venue, lo, hi in ranges:
         by_venue.setdefault(venue, []).append((lo, hi))
-    rows = _rows(db.execute(
-        select + "venue_id IN %(venues)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
-        {"venues": tuple(by_venue), "lo": ts(min(r[1] for r in ranges)), "hi": ts(max(r[2] for r in ranges))},
-    ))
+    rows = _rows(
+        db.execute(
+            select + "venue_id IN %(venues)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
+            {"venues": tuple(by_venue), "lo": ts(min(r[1] for r in ranges)), "hi": ts(max(r[2] for r in ranges))},
+        )
+    )
     return [v for v in rows if any(lo <= v.t_in <= hi for lo, hi in by_venue[v.venue_id])]
 
 
@@ -105,8 +109,7 @@ def venues(db: Database, venue_ids: Iterable[str]) -> dict[str, dict[str, str]]:
         {"ids": ids},
     )
     return {
-        str(v): {"name": str(n), "category": str(c), "ward_code": str(w), "address": str(a)}
-        for v, n, c, w, a in rows
+        str(v): {"name": str(n), "category": str(c), "ward_code": str(w), "address": str(a)} for v, n, c, w, a in rows
     }
 
 

@@ -6,7 +6,8 @@ to the second and with closed intervals, is applied here. Times are integer epoc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 WindowFor = Callable[[str], int]  # venue_id -> exposure window W in seconds
@@ -57,6 +58,49 @@ def constant(window: int) -> WindowFor:
     return lambda _venue: window
 
 
+def exposure_order(e: Exposure) -> tuple[int, int, str, str, str]:
+    return (e.contact_visit.t_in, e.case_visit.t_in, e.venue_id, e.contact_visit.visit_id, e.case_visit.visit_id)
+
+
+def matches(
+    sources: list[VisitRow],
+    candidates: Iterable[VisitRow],
+    *,
+    exclude: set[str],
+    window: int | WindowFor,
+    min_overlap: int,
+    max_visit: int | None = None,
+) -> Iterator[Exposure]:
+    """Every qualifying (source visit, candidate visit) pair, once per distinct candidate visit.
+
+    :param window: W in seconds, or a function of the venue (per-category windows).
+    :param max_visit: the longest a source visit lasts, if known: only sources starting in
+        ``[b.t_in - W - max_visit, b.t_out + W]`` can meet ``b``, found by bisection.
+    """
+    window_for = constant(window) if isinstance(window, int) else window
+    by_venue: dict[str, list[VisitRow]] = {}
+    for a in sources:
+        by_venue.setdefault(a.venue_id, []).append(a)
+    starts: dict[str, list[int]] = {}
+    for venue, visits in by_venue.items():
+        visits.sort(key=lambda v: v.t_in)
+        starts[venue] = [v.t_in for v in visits]
+    seen: set[tuple[str, str]] = set()
+    for b in candidates:
+        here = by_venue.get(b.venue_id)
+        if here is None or b.person_id in exclude or (b.person_id, b.visit_id) in seen:
+            continue
+        seen.add((b.person_id, b.visit_id))
+        w = window_for(b.venue_id)
+        t_ins = starts[b.venue_id]
+        lo = 0 if max_visit is None else bisect_left(t_ins, b.t_in - w - max_visit)
+        hi = bisect_right(t_ins, b.t_out + w)
+        for a in here[lo:hi]:
+            hit = exposure(a, b, window=w, min_overlap=min_overlap)
+            if hit is not None:
+                yield hit
+
+
 def exposures_of(
     sources: list[VisitRow],
     candidates: Iterable[VisitRow],
@@ -64,36 +108,16 @@ def exposures_of(
     exclude: set[str],
     window: int | WindowFor,
     min_overlap: int,
+    max_visit: int | None = None,
 ) -> dict[str, list[Exposure]]:
-    """Every qualifying exposure of every candidate person to any of ``sources``, by person.
-
-    :param window: W in seconds, or a function of the venue (per-category windows).
-    """
-    window_for = constant(window) if isinstance(window, int) else window
-    by_venue: dict[str, list[VisitRow]] = {}
-    for a in sources:
-        by_venue.setdefault(a.venue_id, []).append(a)
+    """Every qualifying exposure of every candidate person to any of ``sources``, by person."""
     found: dict[str, list[Exposure]] = {}
-    seen: set[tuple[str, str]] = set()
-    for b in candidates:
-        if b.person_id in exclude or (b.person_id, b.visit_id) in seen:
-            continue
-        seen.add((b.person_id, b.visit_id))
-        w = window_for(b.venue_id)
-        for a in by_venue.get(b.venue_id, ()):
-            hit = exposure(a, b, window=w, min_overlap=min_overlap)
-            if hit is not None:
-                found.setdefault(b.person_id, []).append(hit)
+    for hit in matches(
+        sources, candidates, exclude=exclude, window=window, min_overlap=min_overlap, max_visit=max_visit
+    ):
+        found.setdefault(hit.contact_visit.person_id, []).append(hit)
     for hits in found.values():
-        hits.sort(
-            key=lambda e: (
-                e.contact_visit.t_in,
-                e.case_visit.t_in,
-                e.venue_id,
-                e.contact_visit.visit_id,
-                e.case_visit.visit_id,
-            )
-        )
+        hits.sort(key=exposure_order)
     return found
 
 
