@@ -19,14 +19,14 @@ from ingest.config import IngestSettings, get_settings
 from ingest.exceptions import KafkaUnavailable
 from ingest.persons import PersonDetailsStore
 from ingest.poster import poster_png, qr_png, qr_svg
-from ingest.producer import ScanProducer
+from ingest.producer import Record, ScanProducer
 from ingest.pseudonym import CccdCard
 from ingest.qr import KeyRing, QrVerifier
 from ingest.ratelimit import TokenBuckets, retry_after_header
 from ingest.scans import Rejected, ScanValidator
 from ingest.venues import VenueStore, new_venue_id, venue_message
 from truyvet.auth import Principal, Role, TokenStore
-from truyvet.events import Category, ScanEvent, Topics, UtcSecond, Venue
+from truyvet.events import Category, Topics, UtcSecond, Venue
 from truyvet.schema import connect
 from truyvet.schema.db import DatabaseError
 from truyvet.web import ApiError, install_error_handlers, install_health_and_metrics, require
@@ -220,7 +220,7 @@ async def _intake(request: Request, items: list[Any], source: str, principal: Pr
                        headers={"Retry-After": retry_after_header(wait)})
     validator: ScanValidator = state.validator
     now = datetime.now(UTC).replace(microsecond=0)
-    good: list[ScanEvent] = []
+    good: list[Record] = []
     cards: list[tuple[str, CccdCard]] = []
     rejected: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -230,14 +230,13 @@ async def _intake(request: Request, items: list[Any], source: str, principal: Pr
         if isinstance(result, Rejected):
             rejected.append({"index": result.index, "scan_id": result.scan_id, "error": result.error})
             continue
-        key = str(result.event.scan_id)
-        if key in seen:
+        if result.scan_id in seen:
             duplicates += 1
             continue
-        seen.add(key)
-        good.append(result.event)
+        seen.add(result.scan_id)
+        good.append((result.scan_id, result.person_id, result.value))
         if result.card is not None:
-            cards.append((result.event.person_id, result.card))
+            cards.append((result.person_id, result.card))
     if cards:
         try:
             await run_in_threadpool(state.persons.save, cards)

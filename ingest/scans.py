@@ -6,9 +6,10 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ingest.pseudonym import CccdCard, CccdError, parse_cccd, pseudonym
@@ -42,10 +43,74 @@ class ScanIn(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A valid scan; ``card`` holds the parsed CCCD (for the restricted details table) if one was sent."""
+    """A valid scan, ready for Kafka: ``value`` is the :class:`ScanEvent` JSON (what ``to_json`` gives),
+    ``card`` the parsed CCCD (for the restricted details table) if one was sent."""
 
-    event: ScanEvent
+    scan_id: str
+    person_id: str
+    value: bytes
     card: CccdCard | None = None
+
+    @property
+    def event(self) -> ScanEvent:
+        return ScanEvent.from_json(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    scan_id: str
+    scanned_at: datetime
+    direction: str
+    venue_qr: str | None
+    venue_id: str | None
+    person_id: str | None
+    cccd_qr: str | None
+
+
+_KEYS = frozenset(ScanIn.model_fields)
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # = truyvet.events.PersonId / VenueId
+_DIRECTIONS = frozenset(d.value for d in Direction)
+
+
+def _fast_fields(raw: dict[str, Any]) -> _Fields | None:
+    """The common, well-formed item checked without pydantic (a third of the cost at 20,000 scans/s);
+    ``None`` for anything unusual, which then goes through :class:`ScanIn` for its exact reason."""
+    if not raw.keys() <= _KEYS:
+        return None
+    scan_id, at, direction = raw.get("scan_id"), raw.get("scanned_at"), raw.get("direction", "in")
+    venue_qr, venue_id = raw.get("venue_qr"), raw.get("venue_id")
+    person_id, cccd_qr = raw.get("person_id"), raw.get("cccd_qr")
+    if not (isinstance(scan_id, str) and len(scan_id) == 36 and isinstance(at, str) and direction in _DIRECTIONS):
+        return None
+    if (venue_qr is None) == (venue_id is None) or (person_id is None) == (cccd_qr is None):
+        return None
+    if venue_qr is not None and not isinstance(venue_qr, str):
+        return None
+    if venue_id is not None and not (isinstance(venue_id, str) and _ID_PATTERN.match(venue_id)):
+        return None
+    if person_id is not None and not (isinstance(person_id, str) and _ID_PATTERN.match(person_id)):
+        return None
+    if cccd_qr is not None and not isinstance(cccd_qr, str):
+        return None
+    try:
+        canonical = str(uuid.UUID(scan_id))
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    when = when.astimezone(UTC).replace(microsecond=0)
+    return _Fields(canonical, when, direction, venue_qr, venue_id, person_id, cccd_qr)
+
+
+def _slow_fields(item: ScanIn) -> _Fields:
+    return _Fields(str(item.scan_id), item.scanned_at, item.direction.value, item.venue_qr, item.venue_id,
+                   item.person_id, item.cccd_qr)
+
+
+def _rfc3339(value: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` of a UTC time without microseconds (isoformat is C; strftime is slow)."""
+    return value.isoformat()[:19] + "Z"
 
 
 @dataclass(frozen=True)
@@ -83,16 +148,20 @@ class ScanValidator:
         self._max_future = max_future
         self._venue = venue_lookup
         self._verify_qr = verify_venue_qr
+        self._now: datetime | None = None
+        self._now_text = ""
 
     def validate(self, index: int, raw: Any, *, now: datetime, source: str) -> Accepted | Rejected:
-        given = raw.get("scan_id") if isinstance(raw, dict) else None
-        scan_id = str(given) if given is not None else None
         if not isinstance(raw, dict):
             return Rejected(index, None, "scan must be a JSON object")
-        try:
-            item = ScanIn.model_validate(raw)
-        except ValidationError as exc:  # the reason names fields only, never echoes input (CCCD)
-            return Rejected(index, scan_id, _describe(exc))
+        given = raw.get("scan_id")
+        scan_id = str(given) if given is not None else None
+        item = _fast_fields(raw)
+        if item is None:
+            try:
+                item = _slow_fields(ScanIn.model_validate(raw))
+            except ValidationError as exc:  # the reason names fields only, never echoes input (CCCD)
+                return Rejected(index, scan_id, _describe(exc))
         if item.scanned_at > now + self._max_future:
             return Rejected(index, scan_id, "scanned_at: more than 5 minutes in the future")
         if item.scanned_at < now - self._retention:
@@ -122,13 +191,11 @@ class ScanValidator:
             person = item.person_id or ""
             if _RAW_ID.match(person):
                 return Rejected(index, scan_id, "person_id: looks like a raw ID card number; send cccd_qr")
-        # Every field was validated above (ScanIn, venue lookup, pseudonym): skip validating twice.
-        return Accepted(ScanEvent.model_construct(
-            scan_id=item.scan_id,
-            scanned_at=item.scanned_at,
-            direction=item.direction,
-            venue_id=venue_id,
-            person_id=person,
-            source=source,
-            received_at=now,
-        ), card)
+        # Every field is checked by now: the ScanEvent JSON is written directly
+        # (tests/unit/ingest/test_scans.py holds it equal to ScanEvent(...).to_json()).
+        if now is not self._now:
+            self._now, self._now_text = now, _rfc3339(now)
+        value = orjson.dumps({"scan_id": item.scan_id, "scanned_at": _rfc3339(item.scanned_at),
+                              "direction": item.direction, "venue_id": venue_id, "person_id": person,
+                              "source": source, "received_at": self._now_text})
+        return Accepted(item.scan_id, person, value, card)

@@ -6,12 +6,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from ingest.pseudonym import pseudonym
 from ingest.qr import KeyRing, QrVerifier
 from ingest.scans import Accepted, Rejected, ScanValidator
-from truyvet.events import Category, Venue
+from truyvet.events import Category, ScanEvent, Venue
 
 NOW = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
 KEY = b"unit-test-key"
@@ -83,12 +84,22 @@ def test_non_object_item_is_rejected(validator: tuple[ScanValidator, KeyRing]) -
     assert isinstance(result, Rejected) and result.error == "scan must be a JSON object"
 
 
-def test_fast_scan_json_equals_the_event_json(validator: tuple[ScanValidator, KeyRing]) -> None:
-    import orjson
+@pytest.mark.parametrize("item", [
+    {"direction": "out"},
+    {"scanned_at": "2026-11-26T13:05:09.123456+07:00"},  # offset and fractions: UTC, to the second
+    {"scan_id": "A1B2C3D4-0000-4000-8000-00000000000F"},  # upper case: canonical lower case
+    {"scan_id": "a1b2c3d4000040008000000000000000"},  # no hyphens: slow path, same answer
+    {"scanned_at": int(NOW.timestamp()) - 3600},  # not RFC 3339: slow path, pydantic takes it as before
+])
+def test_kafka_json_equals_the_scan_event_json(validator: tuple[ScanValidator, KeyRing],
+                                               item: dict[str, object]) -> None:
+    from ingest.scans import ScanIn
 
-    from ingest.producer import scan_json
-
-    result = validator[0].validate(0, scan(direction="out"), now=NOW, source="batch")
-    assert isinstance(result, Accepted)
-    assert orjson.loads(scan_json(result.event)) == orjson.loads(result.event.to_json())
-    assert orjson.loads(scan_json(result.event))["scanned_at"].endswith("Z")
+    raw = {**scan(), **item}
+    result = validator[0].validate(0, raw, now=NOW, source="batch")
+    assert isinstance(result, Accepted), result
+    parsed = ScanIn.model_validate(raw)
+    expected = ScanEvent(scan_id=parsed.scan_id, scanned_at=parsed.scanned_at, direction=parsed.direction,
+                         venue_id="vknown", person_id="p1", source="batch", received_at=NOW)
+    assert orjson.loads(result.value) == orjson.loads(expected.to_json())
+    assert result.event == expected and result.scan_id == str(parsed.scan_id)
