@@ -7,7 +7,7 @@ bodies encoded before the clock starts) runs on the same 2 cores, as do Kafka, C
 worker: figures are for the whole machine, and noisy (other engineers' runs share it).
 
 Sizes: ``INGEST_BENCH_SINGLE`` single-scan requests (default 3000), ``INGEST_BENCH_BATCHES`` batches of
-500 (default 120).
+500 (default 400).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from truyvet.stack.processes import free_port, wait_until
 pytestmark = pytest.mark.benchmark
 
 SINGLE = int(os.environ.get("INGEST_BENCH_SINGLE", "3000"))
-BATCHES = int(os.environ.get("INGEST_BENCH_BATCHES", "120"))
+BATCHES = int(os.environ.get("INGEST_BENCH_BATCHES", "400"))
 BATCH = 500
 
 

@@ -94,3 +94,37 @@ def test_rate_limit_per_token_answers_429_with_retry_after(services, token, http
     assert statuses[-1] == 429 and set(statuses[:-1]) == {202}
     assert int(r.headers["Retry-After"]) >= 1 and r.json()["error"]["code"] == "rate_limited"
     assert http.post(f"{services.ingest_url}/v1/scans/batch", headers=other, json=[0]).status_code == 202
+
+
+def test_revoked_token_is_refused_within_the_cache_window(services, token, venue: str, http: httpx.Client) -> None:
+    import time
+
+    from click.testing import CliRunner
+
+    from truyvet.cli import cli
+
+    device = token(Role.device)
+    assert http.post(f"{services.ingest_url}/v1/scans", headers=device, json=scan(venue, "prev")).status_code == 202
+    prefix = device["Authorization"].removeprefix("Bearer ")[:10]
+    result = CliRunner().invoke(cli, ["token", "revoke", prefix])
+    assert result.exit_code == 0 and "revoked 1" in result.output, result.output
+    deadline, status = time.monotonic() + 20, 202
+    while status != 401 and time.monotonic() < deadline:
+        status = http.post(f"{services.ingest_url}/v1/scans", headers=device, json=scan(venue, "prev")).status_code
+        time.sleep(0.2)
+    assert status == 401
+
+
+def test_scan_outside_the_venues_validity_window_is_rejected(services, token, http: httpx.Client) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    r = http.post(f"{services.ingest_url}/v1/venues", headers=token(Role.registrar),
+                  json={"name": "Hội nghị tổng kết", "category": "meeting", "ward_code": "01834",
+                        "valid_from": (now - timedelta(hours=3)).isoformat(),
+                        "valid_until": (now - timedelta(hours=1)).isoformat()})
+    venue = r.json()["venue_id"]
+    items = [scan(venue, "m1", at=now - timedelta(hours=2)), scan(venue, "m2", at=now - timedelta(minutes=30)),
+             scan(venue, "m3", at=now - timedelta(hours=4))]
+    body = http.post(f"{services.ingest_url}/v1/scans/batch", headers=token(Role.device), json=items).json()
+    assert body["accepted"] == 1
+    assert [(x["index"], x["error"]) for x in body["rejected"]] == [
+        (1, "scanned_at: after the venue's validity window"), (2, "scanned_at: before the venue's validity window")]
