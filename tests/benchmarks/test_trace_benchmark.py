@@ -236,7 +236,9 @@ def load_postgres(dsn: str, settings: CommonSettings, city: City) -> tuple[str, 
         exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
         if exists and exists[0]:
             (count,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
-            if count == city.visits:
+            row = conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = %s", (table,)).fetchone()
+            indexes = row[0] if row else 0
+            if count == city.visits and indexes == 2:
                 return table, None
     started = time.monotonic()
     with psycopg.connect(dsn) as conn:

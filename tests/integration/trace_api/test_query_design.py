@@ -89,7 +89,7 @@ def _read_rows(db: DriverDatabase, marker: str, table: str) -> list[int]:
     rows = db.execute(
         "SELECT read_rows FROM system.query_log WHERE type = 2 AND query LIKE %(t)s AND query LIKE %(m)s "
         "AND query NOT LIKE '%%query_log%%' AND event_date >= yesterday()",
-        {"t": f"%FROM {table} FINAL%", "m": f"%{marker}%"},
+        {"t": f"%FROM {table} WHERE%", "m": f"%{marker}%"},
     )
     return [int(r[0]) for r in rows]
 

@@ -76,3 +76,16 @@ def test_venue_ranges_merge_only_overlapping_spans() -> None:
     spans = [VisitRow("1", "c", "V", 1000, 2000), VisitRow("2", "c", "V", 2500, 2600),
              VisitRow("3", "c", "V", 100_000, 100_100), VisitRow("4", "c", "W", 0, 10)]
     assert queries.venue_ranges(spans, 100, 500) == [("V", 400, 2700), ("V", 99_400, 100_200), ("W", -600, 110)]
+
+
+def test_contact_as_plain_data_matches_the_documented_schema() -> None:
+    from trace_api.contacts import Contact
+    from trace_api.models import ContactOut
+    from trace_api.routes.cases import _contact
+    from trace_api.tracing import Exposure
+
+    a, b = VisitRow("a", "case", "V", T0, T0 + H), VisitRow("b", "x", "V", T0 + 90, T0 + 2 * H + 59)
+    data = _contact(Contact("x", 2, "f1", [Exposure("V", a, b, H - 90)]), "01840", None)
+    out = ContactOut.model_validate(data)
+    assert out.exposures[0].overlap_minutes == 58.5 and out.via_person_id == "f1"
+    assert data["exposures"][0]["contact_visit"] == {"t_in": "2026-11-18T11:08:10Z", "t_out": "2026-11-18T13:07:39Z"}
