@@ -88,6 +88,7 @@ def test_alert_latency(services, db, token, http) -> None:
             t0 = time.monotonic()
             r = http.post(
                 f"{services.trace_url}/v1/cases",
+                timeout=300,
                 headers=epi,
                 json={
                     "person_id": person,

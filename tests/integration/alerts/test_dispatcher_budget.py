@@ -18,7 +18,7 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.integration.alerts.receiver import Receiver, wait_for
+from tests.integration.alerts.receiver import Receiver, metric, wait_for
 from truyvet.alerts import alert_id, set_webhook
 from truyvet.events import Alert, Topics
 from truyvet.settings import PROJECT_ROOT, CommonSettings
@@ -56,7 +56,13 @@ def own(infra: CommonSettings) -> Iterator[dict[str, object]]:
         return pid
 
     producer = KafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
-    yield {"settings": settings, "start": start, "procs": procs, "producer": producer}
+    yield {
+        "settings": settings,
+        "start": start,
+        "procs": procs,
+        "producer": producer,
+        "metrics": f"http://127.0.0.1:{port}/metrics",
+    }
     producer.close()
     for name in started:
         procs.stop(name)
@@ -140,6 +146,11 @@ def test_dead_letter_after_the_budget_and_offsets_committed_only_when_done(own, 
             what="states recorded",
         )
         assert [d.alert["alert_id"] for d in receiver.deliveries] == [fine.alert_id]
+        url = str(own["metrics"])
+        assert metric(url, "truyvet_alerts_delivered_total") == 1
+        assert metric(url, "truyvet_alerts_dead_lettered_total") == 4  # 3 undeliverable + 1 invalid
+        assert metric(url, "truyvet_alerts_delivery_retries_total") == 3 * 2  # 2 retries before the 3rd try
+        assert metric(url, "truyvet_alerts_delivery_latency_seconds_count") == 1
 
         # Everything was handled, so the group's committed offsets reach the end of every partition.
         admin = KafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
