@@ -30,7 +30,7 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="vi-VN",
                                   timezone_id="Asia/Ho_Chi_Minh", bypass_csp=True)
     pg = context.new_page()
-    pg.set_default_timeout(30_000)
+    pg.set_default_timeout(60_000)  # a deadline, not a measurement: the machine is shared
     pg.errors = []
     pg.outside = []
     pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))

@@ -174,3 +174,16 @@ def test_coverage_page_draws_the_charts(services, token, city, page: Any, artifa
     page.screenshot(path=str(artifacts / "dashboard-coverage.png"), full_page=True)
     page.locator("#chart-ward").screenshot(path=str(artifacts / "dashboard-coverage-wards.png"))
     assert not page.errors and not page.outside
+
+
+def test_health_center_coverage_shows_only_its_ward(services, token, city, page: Any) -> None:
+    ward_b = city["wards"][1]
+    page.goto(f"{services.trace_url}/dashboard/coverage#token="
+              + token(Role.health_center, ward_b)["Authorization"].removeprefix("Bearer "))
+    page.wait_for_selector("#chart-ward-svg, #error:not([hidden])")
+    assert page.locator("#error").is_hidden(), page.inner_text("#error")
+    rows = page.locator("#coverage tbody tr")
+    assert rows.count() >= 1
+    assert {rows.nth(i).locator("td").first.inner_text() for i in range(rows.count())} == {WARD_NAMES[1]}
+    assert page.inner_text("#t-required") == "3"  # ward B's roster only
+    assert not page.errors and not page.outside

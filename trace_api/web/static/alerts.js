@@ -5,6 +5,8 @@
   if (!who) return;
   const $ = id => document.getElementById(id);
   const POLL_MS = 3000;
+  const DELIVERY = { pending: "chờ gửi", retrying: "đang thử lại", delivered: "đã gửi",
+                     dead_lettered: "gửi thất bại" };
   const seen = new Set();
   let places = { venues: {}, wards: {} };
   try { places = await TV.api("/v1/dashboard/places", { json: { venue_ids: [] } }); } catch (_) { /* labels only */ }
@@ -57,7 +59,8 @@
         TV.el("td", {}, a.person_id), TV.el("td", {}, a.case_id),
         TV.el("td", {}, places.wards[a.ward_code] || a.ward_code),
         TV.el("td", {}, (places.venues[a.venue_id] || {}).name || a.venue_id),
-        TV.el("td", {}, d.status ? `${d.status} (${d.attempts || 0})` : "—")));
+        TV.el("td", { class: "delivery " + (d.status || "") },
+              d.status ? `${DELIVERY[d.status] || d.status} (${d.attempts || 0} lần)` : "—")));
     }
     $("alert-count").textContent = alerts.length;
   }
