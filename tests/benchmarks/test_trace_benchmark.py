@@ -344,23 +344,26 @@ def test_trace_latency_clickhouse_vs_postgres() -> None:
     sizes = _sizes()
     n1, n2 = int(os.environ.get("TRACE_BENCH_DEPTH1", "100")), int(os.environ.get("TRACE_BENCH_DEPTH2", "30"))
     sections: list[str] = []
+    with_pg = os.environ.get("TRACE_BENCH_PG", "1") == "1"
     with clickhouse() as ch, postgres() as dsn:
         for city in sizes:
             db, ch_load = load_clickhouse(ch, city)
-            table, pg_load = load_postgres(dsn, ch, city)
+            table, pg_load = load_postgres(dsn, ch, city) if with_pg else ("", None)
             persons = [f"p{(i * 7919 + 13) % city.persons}" for i in range(max(n1, n2))]
             token = create_token(db, role=Role.epidemiologist, name="bench")
             headers = {"Authorization": f"Bearer {token}"}
             lines = [f"### {city.label} visits ({city.visits:,} rows; {city.persons:,} persons, {city.venues:,} "
                      f"venues, {city.hubs} hubs, {DAYS} days)", ""]
             ch_s = f"{ch_load:.0f} s" if ch_load else "reused"
-            pg_s = f"{pg_load:.0f} s" if pg_load else "reused"
+            pg_s = f"{pg_load:.0f} s" if pg_load else ("reused" if with_pg else "not loaded (TRACE_BENCH_PG=0)")
             lines.append(f"- load: ClickHouse {ch_s} (generate + OPTIMIZE FINAL), PostgreSQL {pg_s} (COPY + 2 "
                          "indexes + VACUUM ANALYZE)")
             sizes_ch = db.execute("SELECT table, sum(bytes) FROM system.parts WHERE active AND database = "
                                   "currentDatabase() AND table IN ('visits', 'visits_by_venue') GROUP BY table")
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                pg_bytes = conn.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()[0]  # type: ignore[index]
+            pg_bytes = 0
+            if with_pg:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    pg_bytes = conn.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()[0]  # type: ignore[index]
             lines.append(f"- on disk: ClickHouse {sum(b for _, b in sizes_ch) / 2**30:.2f} GiB (both sort orders), "
                          f"PostgreSQL {pg_bytes / 2**30:.2f} GiB (heap + 2 covering indexes)")
             lines += ["", "| what | n | p50 ms | p95 ms | p99 ms | max ms | contacts (mean) |",
@@ -379,25 +382,30 @@ def test_trace_latency_clickhouse_vs_postgres() -> None:
                 results["api2"] = measure(api_call(http, url, headers, case_ids, 2), n2)
             results["ch1"] = measure(inproc_call(db, queries, persons, 1), n1)
             results["ch2"] = measure(inproc_call(db, queries, persons, 2), n2)
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                pg = PgReads(table)
-                results["pg1"] = measure(inproc_call(conn, pg, persons, 1), n1)
-                results["pg2"] = measure(inproc_call(conn, pg, persons, 2), n2)
-            assert results["pg1"][1] == results["ch1"][1] == results["api1"][1]  # same answers everywhere
-            assert results["pg2"][1] == results["ch2"][1] == results["api2"][1]
+            if with_pg:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    pg = PgReads(table)
+                    results["pg1"] = measure(inproc_call(conn, pg, persons, 1), n1)
+                    results["pg2"] = measure(inproc_call(conn, pg, persons, 2), n2)
+                assert results["pg1"][1] == results["ch1"][1]  # same answers on both databases
+                assert results["pg2"][1] == results["ch2"][1]
+            assert results["ch1"][1] == results["api1"][1] and results["ch2"][1] == results["api2"][1]
             labels = {"api1": "depth 1, HTTP API on ClickHouse 18.16", "ch1": "depth 1, in-process on ClickHouse",
                       "pg1": "depth 1, in-process on PostgreSQL 15", "api2": "depth 2, HTTP API on ClickHouse 18.16",
                       "ch2": "depth 2, in-process on ClickHouse", "pg2": "depth 2, in-process on PostgreSQL 15"}
             for key in ("api1", "ch1", "pg1", "api2", "ch2", "pg2"):
-                times, counts = results[key]
-                lines.append(_row(labels[key], times, f"{statistics.mean(counts):.0f}"))
-            for depth in (1, 2):
+                if key in results:
+                    times, counts = results[key]
+                    lines.append(_row(labels[key], times, f"{statistics.mean(counts):.0f}"))
+            for depth in (1, 2) if with_pg else ():
                 ratio = percentiles(results[f"pg{depth}"][0])[1] / percentiles(results[f"ch{depth}"][0])[1]
                 lines.append(f"\nPostgreSQL / ClickHouse p95 (in-process, same algorithm), depth {depth}: {ratio:.1f}x")
             db.close()
             sections.append("\n".join(lines))
             print("\n".join(lines))
-            write_section("trace", "Trace API latency: ClickHouse vs PostgreSQL", _body(sections),
+            name = "trace" if len(sizes) > 1 else f"trace-{city.label.lower()}"
+            title = "Trace API latency: ClickHouse vs PostgreSQL" + ("" if len(sizes) > 1 else f" ({city.label})")
+            write_section(name, title, _body(sections),
                           command="TRACE_BENCH_SIZES=" + ",".join(c.label for c in sizes)
                           + " .venv/bin/pytest tests/benchmarks/test_trace_benchmark.py -m benchmark -s")
 
@@ -407,7 +415,8 @@ def _body(sections: list[str]) -> str:
         "Each sample is a different case (a random person infectious for 3 days, W = 60 min, M = 0). "
         "`HTTP API` is the whole request to the trace API process (auth, reads, contact rule, ward lookup, "
         "audit insert, JSON); `in-process` is `trace_api.contacts.trace` called directly, once with the "
-        "ClickHouse reads (trace_api/queries.py, FINAL, primary-key ranges) and once with the same two "
+        "ClickHouse reads (trace_api/queries.py: primary-key ranges, latest version kept client-side) and once "
+        "with the same two "
         "reads on PostgreSQL 15 (covering btree indexes on (person_id, t_in) and (venue_id, t_in), "
         "index-only scans; venue ranges as one `unnest(...) JOIN`). Answers are asserted equal on all "
         "three. Warm caches (3 warm-up traces; both databases fit in RAM). The machine is shared with "

@@ -38,4 +38,9 @@ def get_audit(
         actor=actor,
         limit=min(limit, settings.audit_page_limit),
     )
+    # Reading the log is itself logged: who looked at whose traces is part of the record.
+    audit.record(db, principal, audit.AUDIT_READ,
+                 params={"since": since.isoformat() if since else "", "until": until.isoformat() if until else "",
+                         "action": action or "", "case_id": case_id or "", "actor": actor or ""},
+                 result_count=len(rows))
     return AuditPage(entries=[AuditEntryOut(**r) for r in rows])

@@ -124,6 +124,8 @@ def test_every_trace_export_and_personal_read_is_audited(tracer: TraceClient, to
     ], key=str)
     read = next(e for e in r.json()["entries"] if e["action"] == "person.read")
     assert read["params"] == {"persons": [p["lives_a"]]} and read["ward_code"] == WARD_A
+    r = t.http.get(f"{t.url}/v1/audit", headers=admin, params={"action": "audit.read", "limit": 1000})
+    assert any(e["params"]["case_id"] == case_id and e["role"] == "admin" for e in r.json()["entries"])
 
 
 def test_csv_export_neutralises_formulas(tracer: TraceClient) -> None:
