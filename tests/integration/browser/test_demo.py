@@ -13,8 +13,8 @@ from truyvet.cli import cli
 
 
 def test_demo_ends_with_a_dashboard_url_that_works(services, page: Any, artifacts: Path) -> None:
-    result = CliRunner().invoke(cli, ["demo", "--no-start", "--residents", "1500", "--days", "1",
-                                      "--venue-share", "0.03", "--seed", "7"])
+    result = CliRunner().invoke(cli, ["demo", "--no-start", "--residents", "500", "--days", "1",
+                                      "--venue-share", "0.02", "--seed", "7"])
     out = result.output
     (artifacts / "demo-output.txt").write_text(out, encoding="utf-8")
     assert result.exit_code == 0, out + repr(result.exception)
