@@ -153,3 +153,16 @@ def test_coverage_rejects_a_bad_date(services, token, http: httpx.Client) -> Non
     r = http.get(f"{services.trace_url}/v1/reports/coverage", params={"date": "26/11/2026"},
                  headers=token(Role.viewer))
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+
+
+def test_roster_load_refuses_a_bad_file_and_keeps_the_old_roster(db, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ward_code,category,name,address\n01840,bar,Quán A,\n01840,casino,Sòng B,\n", encoding="utf-8")
+    before = db.execute("SELECT count() FROM roster")[0][0]
+    result = CliRunner().invoke(cli, ["roster", "load", str(bad)])
+    assert result.exit_code == 1 and ":3: unknown category 'casino'" in result.output
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("ward_code,category,name,address\n99999,bar,Quán A,\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["roster", "load", str(unknown)])
+    assert result.exit_code == 1 and "['99999']" in result.output
+    assert db.execute("SELECT count() FROM roster")[0][0] == before
