@@ -226,7 +226,11 @@ async def _intake(request: Request, items: list[Any], source: str, principal: Pr
     seen: set[str] = set()
     duplicates = 0
     for index, raw in enumerate(items):
-        result = validator.validate(index, raw, now=now, source=source)
+        try:
+            result = validator.validate(index, raw, now=now, source=source)
+        except DatabaseError as exc:  # a venue not cached yet could not be looked up
+            logger.warning("venue lookup failed: ClickHouse error code %s", exc.context.get("code"))
+            raise _unavailable(request, "clickhouse") from exc
         if isinstance(result, Rejected):
             rejected.append({"index": result.index, "scan_id": result.scan_id, "error": result.error})
             continue
