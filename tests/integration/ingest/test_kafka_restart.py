@@ -80,6 +80,7 @@ class Client:
     acked: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)  # Retry-After values of the 503s
     other: list[str] = field(default_factory=list)
+    transport_errors: list[str] = field(default_factory=list)  # resent like a 503: no answer, no ack
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -92,7 +93,7 @@ class Client:
                     try:
                         r = http.post(f"{self.url}/v1/scans/batch", headers=self.headers, json=batch)
                     except httpx.TransportError as exc:
-                        self.other.append(repr(exc))
+                        self.transport_errors.append(repr(exc))
                         continue
                     if r.status_code == 202:
                         body = r.json()
