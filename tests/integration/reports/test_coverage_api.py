@@ -166,3 +166,14 @@ def test_roster_load_refuses_a_bad_file_and_keeps_the_old_roster(db, tmp_path: P
     result = CliRunner().invoke(cli, ["roster", "load", str(unknown)])
     assert result.exit_code == 1 and "['99999']" in result.output
     assert db.execute("SELECT count() FROM roster")[0][0] == before
+
+
+def test_concurrent_report_requests_each_get_their_own_connection(services, token) -> None:
+    """The coverage page asks for the day and the trend at once; many such requests must all succeed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    viewer = token(Role.viewer)
+    paths = ["/v1/reports/coverage", "/v1/reports/coverage/trend", "/v1/dashboard/me"] * 16
+    with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=12)) as client, ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(lambda p: client.get(f"{services.trace_url}{p}", headers=viewer).status_code, paths))
+    assert codes == [200] * len(paths)
