@@ -27,7 +27,7 @@ import orjson
 from prometheus_client import Counter
 
 from streams.app import app, settings
-from streams.exposure import Match, VenueWindows
+from streams.exposure import Match, VenueWindows, partition_of
 from streams.sink import VISIT_COLUMNS
 from truyvet.alerts import RAISED, addressee_wards, alert_id
 from truyvet.alerts import get_settings as alert_settings
@@ -45,6 +45,7 @@ WINDOWS_ACTIVE = Counter("truyvet_alerts_windows_added_total", "Exposure windows
 WINDOWS_EXPIRED = Counter("truyvet_alerts_windows_expired_total", "Exposure windows dropped after follow-up")
 
 # Longest a visit can last (an orphan out's default stay may reach 24 h): bounds the range reads.
+NOTICES_PER_MESSAGE = 2000  # ~250 KB: well under Kafka's 1 MB message limit
 MAX_VISIT_SECONDS = max(settings.max_stay_minutes * 60, 24 * 3600)
 
 _I = {c: VISIT_COLUMNS.index(c) for c in ("visit_id", "person_id", "venue_id", "t_in", "t_out", "deleted")}
@@ -114,21 +115,31 @@ async def _in_db(fn, *args):  # type: ignore[no-untyped-def]
 
 
 async def visits_written(rows: Sequence[Sequence[object]]) -> None:
-    """Hook for ``build_visits``: a notice per written (not deleted) visit, confirmed by Kafka."""
-    futures = []
+    """Hook for ``build_visits``: notices of the written (not deleted) visits, confirmed by Kafka.
+
+    Notices are grouped by the partition their venue key maps to, up to ``NOTICES_PER_MESSAGE`` per
+    message, so the matcher pays one record per group rather than one per visit, and a venue's
+    notices still share the partition (and the order) of that venue's exposure windows.
+    """
+    groups: dict[int, list[dict[str, object]]] = {}
     for row in rows:
         if row[_I["deleted"]]:
             continue
         venue = str(row[_I["venue_id"]])
-        notice = {
-            "kind": "visit",
-            "visit_id": row[_I["visit_id"]],
-            "person_id": row[_I["person_id"]],
-            "venue_id": venue,
-            "t_in": _epoch(row[_I["t_in"]]),
-            "t_out": _epoch(row[_I["t_out"]]),
-        }
-        futures.append(await matching_topic.send(key=venue.encode(), value=orjson.dumps(notice)))
+        groups.setdefault(partition_of(venue, settings.scans_partitions), []).append(
+            {
+                "visit_id": row[_I["visit_id"]],
+                "person_id": row[_I["person_id"]],
+                "venue_id": venue,
+                "t_in": _epoch(row[_I["t_in"]]),
+                "t_out": _epoch(row[_I["t_out"]]),
+            }
+        )
+    futures = []
+    for partition, notices in groups.items():
+        for i in range(0, len(notices), NOTICES_PER_MESSAGE):
+            value = orjson.dumps({"kind": "visits", "visits": notices[i : i + NOTICES_PER_MESSAGE]})
+            futures.append(await matching_topic.send(value=value, partition=partition))
     if futures:
         await asyncio.gather(*futures)
 
@@ -243,33 +254,51 @@ async def match_exposures(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
         message = orjson.loads(event.value)
         now = int(time.time())
-        key = event.key if isinstance(event.key, bytes) else str(message.get("venue_id", "")).encode()
-        state = VenueWindows.from_json(venue_windows.get(key))
-        expired = state.prune(now)
-        if expired:
-            WINDOWS_EXPIRED.inc(expired)
         if message.get("kind") == "window":
-            window = ExposureWindow.model_validate(message)
-            if window.expires_at <= now:
-                continue
-            if state.add(window):
-                WINDOWS_ACTIVE.inc()
-                venue_windows[key] = state.to_json()
-                if window.backfill:
-                    lo, hi = window.t_in - window.window - MAX_VISIT_SECONDS, window.t_out + window.window
-                    present = await _in_db(_venue_visits, window.venue_id, lo, hi)
-                    await _raise(VenueWindows([window]).matches_all(present), now)
-            elif expired:
-                venue_windows[key] = state.to_json()
-            continue
-        if expired:
-            if state.windows:
-                venue_windows[key] = state.to_json()
-            else:
-                del venue_windows[key]
-        if not state.windows:
-            CHECKED.inc()
-            continue
-        visit = VisitNotice.model_validate(message)
-        await _raise(state.matches(visit), now)
-        CHECKED.inc()
+            await _add_window(ExposureWindow.model_validate(message), now)
+        else:
+            await _check_visits(message.get("visits", ()), now)
+
+
+def _load(venue_id: str, now: int) -> VenueWindows:
+    """A venue's active windows; expired ones are dropped (and the table updated) on the way."""
+    key = venue_id.encode()
+    state = VenueWindows.from_json(venue_windows.get(key))
+    expired = state.prune(now)
+    if expired:
+        WINDOWS_EXPIRED.inc(expired)
+        if state.windows:
+            venue_windows[key] = state.to_json()
+        else:
+            del venue_windows[key]
+    return state
+
+
+async def _add_window(window: ExposureWindow, now: int) -> None:
+    if window.expires_at <= now:
+        return
+    state = _load(window.venue_id, now)
+    if not state.add(window):
+        return
+    WINDOWS_ACTIVE.inc()
+    venue_windows[window.venue_id.encode()] = state.to_json()
+    if window.backfill:
+        lo, hi = window.t_in - window.window - MAX_VISIT_SECONDS, window.t_out + window.window
+        present = await _in_db(_venue_visits, window.venue_id, lo, hi)
+        await _raise(VenueWindows([window]).matches_all(present), now)
+
+
+async def _check_visits(notices: Sequence[dict[str, object]], now: int) -> None:
+    """Match visit notices against their venues' windows (most venues have none: one dict lookup)."""
+    loaded: dict[str, VenueWindows] = {}
+    matches: list[Match] = []
+    for notice in notices:
+        venue = str(notice["venue_id"])
+        if venue not in loaded:
+            loaded[venue] = _load(venue, now) if venue.encode() in venue_windows else VenueWindows()
+        if loaded[venue].windows:
+            matches += loaded[venue].matches(VisitNotice.model_validate(notice))
+    if matches:
+        matches.sort(key=lambda m: (m.window.generation, m.window.case_id, m.window.t_in))
+        await _raise(matches, now)
+    CHECKED.inc(len(notices))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka.partitioner import murmur2
+
 from truyvet.events import ExposureWindow, VisitNotice
 
 
@@ -75,3 +77,9 @@ class VenueWindows:
         found = [m for v in visits for m in self.matches(v)]
         found.sort(key=lambda m: (m.window.generation, m.window.case_id, m.window.t_in))
         return found
+
+
+def partition_of(venue_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives the key ``venue_id`` (murmur2, as the trace
+    API's kafka-python producer and faust's aiokafka producer both compute it)."""
+    return (murmur2(venue_id.encode()) & 0x7FFFFFFF) % partitions
