@@ -75,7 +75,11 @@ def _files_hold(data_dir: Path, prefix: str, needle: bytes) -> tuple[list[str], 
     hits, searched = [], 0
     for root, dirs, files in os.walk(data_dir):
         rel_root = Path(root).relative_to(data_dir).as_posix()
-        if rel_root in ("clickhouse/data", "clickhouse/tmp", "kafka/libs"):
+        here = Path(root)
+        # data of ClickHouse servers and of Kafka brokers other than the run's (other stacks under
+        # .local keep theirs there too): compressed parts, other runs' segments, jars
+        if (here.parent.name == "clickhouse" and here.name in ("data", "tmp", "store", "metadata")) or (
+                here.parent.name == "kafka" and here.name in ("libs", "data") and rel_root != "kafka/data"):
             dirs[:] = []
             continue
         in_kafka_data = rel_root.startswith("kafka/data")
