@@ -168,3 +168,20 @@ def test_unknown_case_and_bad_parameters_are_contract_errors(tracer: TraceClient
     r = t.http.post(f"{t.url}/v1/cases", headers=t.headers,
                     json={"person_id": "p", "infectious_from": iso(T0 + H), "infectious_to": iso(T0)})
     assert r.status_code == 422 and set(r.json()) == {"error"}
+
+
+def test_concurrent_traces_do_not_share_a_connection(tracer: TraceClient) -> None:
+    """Sixteen traces at once (the server's thread pool interleaves them): all answer 200, the same."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = tracer
+    case_id, _ = _scenario(t)
+    expected = t.contacts(case_id, depth=2)
+
+    def one(_: int) -> tuple[int, object]:
+        r = t.http.get(f"{t.url}/v1/cases/{case_id}/contacts", headers=t.headers, params={"depth": 2})
+        return r.status_code, r.json()["contacts"] if r.status_code == 200 else r.text
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(one, range(48)))
+    assert answers == [(200, expected)] * 48
