@@ -161,8 +161,10 @@ def test_ward_page_shows_a_new_alert_live_and_only_its_ward(services, token, cit
 
 
 def test_coverage_page_draws_the_charts(services, token, city, page: Any, artifacts: Path) -> None:
-    _login(page, services.trace_url, token(Role.viewer))
+    # the demo's ready link: /dashboard/#token=... logs in and lands on the role's page
+    page.goto(f"{services.trace_url}/dashboard/#token=" + token(Role.viewer)["Authorization"].removeprefix("Bearer "))
     page.wait_for_url("**/dashboard/coverage")
+    assert "#token" not in page.url and page.locator("nav a").count() == 1  # a viewer sees coverage only
     page.wait_for_selector("#chart-trend-svg")
     ward_chart = page.locator("#chart-ward-svg")
     assert ward_chart.locator("rect.bar").count() >= 3
