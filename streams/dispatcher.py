@@ -353,7 +353,7 @@ def main() -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = get_settings()
-    start_http_server(settings.dispatcher_port, addr=settings.bind_host)
+    start_http_server(settings.dispatcher_metrics_port, addr=settings.bind_host)
     dispatcher = Dispatcher(settings)
 
     async def run() -> None:

@@ -41,7 +41,9 @@ class AlertSettings(CommonSettings):
     depth: int = Field(2, ge=1, le=2)
     # Exposure windows stay active this long after the case's infectious_to (late scans still alert).
     followup_days: int = Field(14, ge=1, le=366)
-    dispatcher_port: int = 8004
+    # Dispatcher metrics port; unset: TRUYVET_WORKER_METRICS_PORT + 64 (8067), so a stack started on its
+    # own ports (tests) gets its own dispatcher port too, clear of the workers' (8003, 8004, ...).
+    dispatcher_port: int | None = None
     dispatcher_group: str = "truyvet-alert-dispatcher"
     max_attempts: int = Field(12, ge=1)
     backoff_base_seconds: float = Field(0.5, gt=0)
@@ -50,6 +52,11 @@ class AlertSettings(CommonSettings):
     max_in_flight: int = Field(2000, ge=1)
     max_connections: int = Field(32, ge=1)  # concurrent webhook requests of one dispatcher
     webhook_cache_seconds: float = Field(2.0, ge=0)
+
+
+    @property
+    def dispatcher_metrics_port(self) -> int:
+        return self.dispatcher_port or self.worker_metrics_port + 64
 
 
 @lru_cache(maxsize=1)

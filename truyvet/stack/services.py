@@ -48,7 +48,7 @@ def _dispatcher(settings: CommonSettings) -> AppService:
     """The alert dispatcher (webhooks); its metrics port is ``ALERTS_DISPATCHER_PORT``."""
     from truyvet.alerts import AlertSettings
 
-    url = f"http://{settings.bind_host}:{AlertSettings().dispatcher_port}/metrics"
+    url = f"http://{settings.bind_host}:{AlertSettings().dispatcher_metrics_port}/metrics"
     return AppService("dispatcher", (sys.executable, "-m", "streams.dispatcher"), url, url)
 
 
