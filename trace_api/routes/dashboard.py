@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
-from trace_api.routes.reports import exclusive_db
+from trace_api.deps import get_db
 from truyvet.auth import Principal, Role
 from truyvet.schema.db import Database
 from truyvet.web import ApiError, require
@@ -102,14 +102,14 @@ def _iso(value: object) -> str:
 
 
 @router.get("/v1/dashboard/me", response_model=Me)
-def me(db: Database = Depends(exclusive_db), principal: Principal = Depends(require(*ANY_ROLE))) -> Me:
+def me(db: Database = Depends(get_db), principal: Principal = Depends(require(*ANY_ROLE))) -> Me:
     """Who the token belongs to: role, ward (health centers) and display name."""
     return Me(role=principal.role, ward_code=principal.ward_code,
               ward_name=_wards(db).get(principal.ward_code, ""), name=principal.name)
 
 
 @router.post("/v1/dashboard/places", response_model=Places)
-def places(body: PlacesQuery, db: Database = Depends(exclusive_db),
+def places(body: PlacesQuery, db: Database = Depends(get_db),
            _: Principal = Depends(require(Role.epidemiologist, Role.health_center, Role.viewer))) -> Places:
     """Names of venues (by id) and of all wards and communes, for labelling tables and charts."""
     venues: dict[str, VenueLabel] = {}
@@ -122,7 +122,7 @@ def places(body: PlacesQuery, db: Database = Depends(exclusive_db),
 
 
 @router.get("/v1/dashboard/cases", response_model=list[CaseSummary])
-def recent_cases(limit: int = Query(20, ge=1, le=200), db: Database = Depends(exclusive_db),
+def recent_cases(limit: int = Query(20, ge=1, le=200), db: Database = Depends(get_db),
                  _: Principal = Depends(require(Role.epidemiologist))) -> list[CaseSummary]:
     """The most recently registered cases (epidemiologists), to reopen one on the case page."""
     rows = db.execute(

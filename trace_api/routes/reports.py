@@ -12,18 +12,16 @@ Definitions (one reporting day = ``[date 00:00, date+1 00:00)`` at ``utc_offset_
 
 from __future__ import annotations
 
-import queue
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import ORJSONResponse, Response
 
+from trace_api.deps import get_db
 from trace_api.export import to_csv  # formula cells neutralised (one definition)
 from truyvet.auth import Principal, Role
 from truyvet.roster import CURRENT
-from truyvet.schema import connect
 from truyvet.schema.db import Database
 from truyvet.web import ApiError, require
 
@@ -58,27 +56,6 @@ SELECT ward_code, category, sum(required), sum(registered), sum(active), sum(sca
 GROUP BY ward_code, category
 ORDER BY ward_code, category
 """
-
-
-_idle: queue.SimpleQueue[Database] = queue.SimpleQueue()
-
-
-def exclusive_db(request: Request) -> Iterator[Database]:
-    """A ClickHouse client used by this request alone, returned to a pool afterwards.
-
-    clickhouse-driver clients are not thread-safe, and FastAPI may run a sync dependency and its
-    endpoint on different threads, so a per-thread client can be shared by two requests at once
-    ("Simultaneous queries on single connection"). Checking a client out for the whole request
-    cannot be shared.
-    """
-    try:
-        db = _idle.get_nowait()
-    except queue.Empty:
-        db = connect(request.app.state.settings)
-    try:
-        yield db
-    finally:
-        _idle.put(db)
 
 
 @dataclass(frozen=True)
@@ -161,7 +138,7 @@ def get_coverage(
     format_: str = Query("json", alias="format", pattern="^(json|csv)$"),
     ward_code: str | None = Query(None, max_length=32),
     utc_offset_minutes: int = Query(VIETNAM_OFFSET_MINUTES, ge=-14 * 60, le=14 * 60),
-    db: Database = Depends(exclusive_db),
+    db: Database = Depends(get_db),
     principal: Principal = Depends(require(*READERS)),
 ) -> Response:
     """Per ward and category: establishments that must scan, registered venues, venues active that day."""
@@ -199,7 +176,7 @@ def get_coverage_trend(
     days: int = Query(7, ge=1, le=MAX_TREND_DAYS),
     ward_code: str | None = Query(None, max_length=32),
     utc_offset_minutes: int = Query(VIETNAM_OFFSET_MINUTES, ge=-14 * 60, le=14 * 60),
-    db: Database = Depends(exclusive_db),
+    db: Database = Depends(get_db),
     principal: Principal = Depends(require(*READERS)),
 ) -> dict[str, object]:
     """Coverage totals for each of the ``days`` days ending ``to`` (an addition to the contract)."""
