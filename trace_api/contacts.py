@@ -1,4 +1,13 @@
-"""F1/F2 tracing: one batched query round per generation (person-keyed visits, then venue co-visitors)."""
+"""F1/F2 tracing: one batched query round per generation (person-keyed visits, then venue co-visitors).
+
+Choices where CONTRACT.md is silent (the reference model in tests/unit/trace_api/reference.py makes
+the same ones):
+- A generation-1 contact whose earliest exposure starts after the case's ``infectious_to`` has an
+  empty depth-2 period: no visits, no generation-2 contacts through them.
+- ``via_person_id`` is the F1 with the earliest exposure start (then the smallest id) among those
+  through whom the person qualifies; the exposures listed are the ones through that F1.
+- Exposures are ordered by contact visit start, then case visit start; contacts by generation, then id.
+"""
 
 from __future__ import annotations
 
