@@ -1,27 +1,35 @@
-"""The faust worker: ``scans`` → validate → ``scans-by-person`` → visits → ClickHouse.
+"""The faust worker: ``scans`` → visits → ClickHouse, in one agent and one Kafka hop.
 
-Two agents. ``validate`` reads the public ``scans`` topic (HTTP ingest and any Kafka client write
-there, keyed or not), dead-letters what is invalid with its reason, and re-keys the rest by person
-so that one person's scans meet on one partition. ``build_visits`` keeps each person's recent scans
-in a changelog-backed table, turns every scan into visit changes, writes them to ClickHouse in
-batches and acknowledges the scans only after ClickHouse accepted the batch: a crash at any point
-replays from the last committed offset and rewrites identical rows.
+``build_visits`` reads the public ``scans`` topic in batches. Each record is checked (schema, time,
+known venue); what fails goes to the dead-letter topic with its reason. A valid scan must sit on its
+person's partition (murmur2 of the person id, as HTTP ingest and any default-partitioned producer
+keying by person put it); one that does not (unkeyed or keyed otherwise, e.g. from kcat) is produced
+again to ``scans`` keyed by its person and handled when that copy arrives. So all of one person's
+scans are processed from one partition in offset order, the person's recent scans live in a
+changelog-backed table on that partition, and each scan turns into visit changes versioned by its
+offset (streams/processor.py). Rows go to ClickHouse in batches; the scans are acknowledged only
+after ClickHouse accepted the batch (and the dead letters and re-keyed copies were delivered), so a
+crash at any point replays from the last committed offset and rewrites identical rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import faust
-from prometheus_client import Counter, Gauge
+import orjson
+from kafka.partitioner.default import murmur2
+from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from streams.config import get_settings
-from streams.processor import PersonState, VisitRules, apply_scan, scan_of
+from streams.processor import PersonState, VisitRules, apply_scan
 from streams.sink import VisitSink, visit_row
 from streams.venues import VenueCache
+from streams.visits import Scan
 from truyvet.events import DeadLetter, ScanEvent, Topics
 from truyvet.schema import connect
 
@@ -31,7 +39,17 @@ settings = get_settings()
 
 CONSUMED = Counter("truyvet_streams_scans_consumed_total", "Scans read from the intake topic")
 DUPLICATES = Counter("truyvet_streams_duplicates_total", "Scans dropped as duplicates", ["kind"])
-DEAD_LETTERED = Counter("truyvet_streams_dead_lettered_total", "Scans sent to the dead-letter topic", ["code"])
+DEAD_LETTERED = Counter("truyvet_streams_dead_lettered_total", "Scans sent to the dead-letter topic",
+                        ["code"])
+REPLAYED = Counter("truyvet_streams_scans_rewound_total",
+                   "Scans dropped from state because their record is being redelivered (after a crash)")
+BATCH_LATENCY = Histogram("truyvet_streams_batch_seconds", "Time from taking a batch to acknowledging it",
+                          buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+BATCH_SCANS = Histogram("truyvet_streams_batch_scans", "Scans per ClickHouse batch",
+                        buckets=(1, 10, 100, 1000, 5000, 10_000, 20_000, 50_000))
+REKEYED = Counter("truyvet_streams_scans_rekeyed_total",
+                  "Scans found off their person's partition and produced again keyed by person")
+ASSIGNED = Gauge("truyvet_streams_assigned_partitions", "Intake partitions this worker holds")
 LAG = Gauge("truyvet_streams_consumer_lag", "Records not yet consumed", ["topic", "partition"])
 
 app = faust.App(
@@ -43,6 +61,11 @@ app = faust.App(
     topic_replication_factor=1,
     producer_acks=-1,
     consumer_auto_offset_reset="earliest",
+    # Batch the produced records (by-person, changelog, dead letters): one request per few ms instead
+    # of one per record, which on a busy 2-core machine was most of the worker's time.
+    producer_linger=0.005,
+    producer_max_batch_size=512 * 1024,
+    producer_max_request_size=8 * 1024 * 1024,
     broker_commit_every=5000,
     broker_commit_interval=1.0,
     table_standby_replicas=0,
@@ -51,9 +74,6 @@ app = faust.App(
 
 scans_topic = app.topic(settings.topic(Topics.SCANS), key_type=bytes, value_type=bytes,
                         key_serializer="raw", value_serializer="raw")
-by_person_topic = app.topic(settings.topic(Topics.SCANS_BY_PERSON), key_type=bytes, value_type=bytes,
-                            key_serializer="raw", value_serializer="raw",
-                            partitions=settings.scans_partitions, internal=False)
 dlq_topic = app.topic(settings.topic(Topics.SCANS_DLQ), key_serializer="raw", value_serializer="raw")
 
 # Keys are person ids as raw bytes and the changelog is partitioned like scans-by-person by the
@@ -66,12 +86,24 @@ person_scans = app.Table(
     use_partitioner=True,
     extra_topic_configs={"cleanup.policy": "compact"},
 )
+# A table takes its serializers from its key/value types (bytes -> "json") and passes them to its
+# changelog topic over the schema's; recovery would then JSON-decode the raw keys, fail on every
+# record and never finish. So set them, then remake the changelog topic with them.
+person_scans.key_serializer = "raw"
+person_scans.value_serializer = "json"
+person_scans.changelog_topic = person_scans._new_changelog_topic()
 
 venues = VenueCache(connect=lambda: connect(settings), default_stay_minutes=settings.default_stay_minutes,
                     category_stay_minutes=settings.category_stay_minutes)
 sink = VisitSink(connect=lambda: connect(settings), max_backoff=settings.sink_max_backoff_seconds)
 rules = VisitRules(stay_for=venues.stay_seconds, max_stay=settings.max_stay_minutes * 60,
-                   dedup_window=settings.dedup_window_minutes * 60, horizon=settings.state_horizon_hours * 3600)
+                   dedup_window=settings.dedup_window_minutes * 60,
+                   horizon=settings.state_horizon_hours * 3600)
+
+
+def home_partition(person_id: str) -> int:
+    """The ``scans`` partition of a person: the default (murmur2) partitioner on the raw person id."""
+    return (murmur2(person_id.encode()) & 0x7FFFFFFF) % settings.scans_partitions
 
 
 def dead_letter(raw: bytes, reason: str, code: str, message: faust.types.Message | None) -> bytes:
@@ -100,46 +132,82 @@ def check(raw: bytes, now: datetime) -> tuple[ScanEvent | None, str, str]:
     return event, "", ""
 
 
+def scan_of(event: ScanEvent) -> Scan:
+    return Scan(int(event.scanned_at.timestamp()), event.direction.value, event.venue_id, str(event.scan_id))
+
+
 @app.agent(scans_topic)
-async def validate(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        CONSUMED.inc()
-        raw = event.value
-        scan, reason, code = check(raw, datetime.now(UTC))
-        if scan is None:
-            logger.info("dead-lettering scan at %s[%s]@%s: %s", event.message.topic, event.message.partition,
-                        event.message.offset, reason)
-            await dlq_topic.send(key=event.key, value=dead_letter(raw, reason, code, event.message))
-            continue
-        await by_person_topic.send(key=scan.person_id.encode(), value=scan.to_json())
-
-
-@app.agent(by_person_topic)
 async def build_visits(stream: faust.StreamT[bytes]) -> None:
     # use_partitioner makes the producer hash table keys itself, synchronously, from its metadata; on a
     # fresh cluster it has none for the new changelog topic yet and every table write would crash.
     await app.producer._ensure_producer().partitions_for(person_scans.changelog_topic.get_topic_name())
     async for events in stream.noack_take(settings.sink_batch_size, within=settings.sink_flush_seconds):
-        rows = []
+        started = time.perf_counter()
+        rows: list[tuple[object, ...]] = []
         now = datetime.now(UTC).replace(microsecond=0)
+        states: dict[bytes, PersonState] = {}
+        pending: list[asyncio.Future] = []  # dead letters and re-keyed copies, delivered before the ack
+        wall = datetime.now(UTC)
+        looked_up = await asyncio.get_running_loop().run_in_executor(
+            None, lambda batch=events: venues.prefetch(_venue_ids(batch), should_stop=lambda: app.should_stop))
+        if not looked_up:
+            return  # stopping while ClickHouse is away: nothing acknowledged, the batch is redelivered
         for event in events:
-            scan = ScanEvent.from_json(event.value)
-            key = scan.person_id.encode()
-            state = PersonState.from_json(person_scans.get(key))
-            outcome = apply_scan(state, scan_of(scan), rules)
-            person_scans[key] = state.to_json()
+            message = event.message
+            raw = event.value
+            checked, reason, code = check(raw, wall)
+            if checked is None:
+                CONSUMED.inc()
+                logger.info("dead-lettering scan at %s[%s]@%s: %s", message.topic, message.partition,
+                            message.offset, reason)
+                pending.append(await dlq_topic.send(key=event.key, value=dead_letter(raw, reason, code, message)))
+                continue
+            person_id = checked.person_id
+            if message.partition != home_partition(person_id):
+                REKEYED.inc()
+                pending.append(await scans_topic.send(key=person_id.encode(), value=raw))
+                continue
+            CONSUMED.inc()
+            key = person_id.encode()
+            state = states.get(key)
+            if state is None:
+                state = states[key] = PersonState.from_json(person_scans.get(key))
+            offset = message.offset
+            outcome = apply_scan(state, scan_of(checked), offset, rules)
             if outcome.duplicate:
                 DUPLICATES.labels(outcome.duplicate).inc()
-            version = event.message.offset + 1
-            rows.extend(visit_row(scan.person_id, v, version, False, now) for v in outcome.upserts)
-            rows.extend(visit_row(scan.person_id, v, version, True, now) for v in outcome.deletes)
+            if outcome.rewound:
+                REPLAYED.inc(outcome.rewound)
+            version = offset + 1
+            rows.extend(visit_row(person_id, v, version, False, now) for v in outcome.upserts)
+            rows.extend(visit_row(person_id, v, version, True, now) for v in outcome.deletes)
+        # One changelog record per person and batch (flushed by faust before any offset commit).
+        for key, state in states.items():
+            person_scans[key] = state.to_json()
         written = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: sink.write(rows, should_stop=lambda: app.should_stop))
+            None, lambda batch=rows: sink.write(batch, should_stop=lambda: app.should_stop))
         if not written:
             return  # stopping: nothing acknowledged, the batch is redelivered
         await alerts.visits_written(rows)  # issue 6 (alerts): written visits -> exposure matching
+        if pending:
+            await asyncio.gather(*pending)
         for event in events:
             await stream.ack(event)
+        BATCH_LATENCY.observe(time.perf_counter() - started)
+        BATCH_SCANS.observe(len(events))
+
+
+def _venue_ids(events: list) -> set[str]:
+    """Venue ids named in a batch (cheap scan of the raw JSON; :func:`check` does the real parsing)."""
+    ids = set()
+    for event in events:
+        try:
+            venue = orjson.loads(event.value).get("venue_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(venue, str):
+            ids.add(venue)
+    return ids
 
 
 @app.timer(settings.retention_check_seconds, on_leader=True)
@@ -150,14 +218,17 @@ async def drop_expired_partitions() -> None:
     await asyncio.get_running_loop().run_in_executor(None, drop_expired, settings)
 
 
-@app.timer(5.0)
+@app.timer(2.0)
 async def report_lag() -> None:
     consumer = app.consumer
-    for tp in consumer.assignment():
+    intake = [tp for tp in consumer.assignment() if tp.topic == scans_topic.get_topic_name()]
+    ASSIGNED.set(len(intake))
+    LAG.clear()  # partitions moved to another worker by a rebalance are no longer ours to report
+    for tp in intake:
         try:
             highwater = consumer.highwater(tp)
             position = await consumer.position(tp)
-        except Exception:  # noqa: BLE001 - lag is best-effort telemetry during rebalances
+        except Exception:  # noqa: BLE001, S112 - lag is best-effort telemetry during rebalances
             continue
         if highwater is not None and position is not None:
             LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))

@@ -1,4 +1,14 @@
-"""One person's state and what a scan changes in it; no Kafka or faust here, so it is easy to test."""
+"""One person's state and what a scan changes in it; no Kafka or faust here, so it is easy to test.
+
+Replay safety. Every scan in state remembers the offset of the ``scans-by-person`` record that
+brought it. Records of one person sit on one partition and are processed in offset order, and the
+worker commits an offset only after ClickHouse took the rows of every record before it. So when a
+record at offset ``o`` arrives, the person's scans with offsets below ``o`` are exactly the ones
+whose rows ClickHouse already holds; scans at ``o`` or later in state came from records processed
+before a crash or rebalance but perhaps never written, and they are dropped (:meth:`PersonState.rewind`)
+to be re-added, in order, when their records are redelivered. Each record's rows are therefore a pure
+function of the record sequence up to it: a replay writes the same rows with the same versions.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.visits import Scan, VisitSpan, diff, person_visits
-from truyvet.events import ScanEvent
 
 
 @dataclass
@@ -15,16 +24,27 @@ class PersonState:
     """The scans of one person within the state horizon (table value in the worker)."""
 
     scans: dict[str, Scan] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)  # scan_id -> offset of the record that added it
     pruned_before: int = 0  # scans older than this were dropped from state; 0: nothing dropped
 
     def to_json(self) -> dict[str, Any]:
-        return {"s": [list(s) for s in self.scans.values()], "p": self.pruned_before}
+        return {"s": [[*s, self.offsets.get(k, -1)] for k, s in self.scans.items()], "p": self.pruned_before}
 
     @classmethod
     def from_json(cls, value: dict[str, Any] | None) -> PersonState:
         if not value:
             return cls()
-        return cls({row[3]: Scan(*row) for row in value["s"]}, value.get("p", 0))
+        scans = {row[3]: Scan(*row[:4]) for row in value["s"]}
+        offsets = {row[3]: (row[4] if len(row) > 4 else -1) for row in value["s"]}
+        return cls(scans, offsets, value.get("p", 0))
+
+    def rewind(self, offset: int) -> int:
+        """Forget scans added by records at ``offset`` or later (not yet known to be in ClickHouse)."""
+        later = [k for k, o in self.offsets.items() if o >= offset]
+        for key in later:
+            del self.scans[key]
+            del self.offsets[key]
+        return len(later)
 
 
 @dataclass(frozen=True)
@@ -32,6 +52,7 @@ class Outcome:
     upserts: list[VisitSpan]
     deletes: list[VisitSpan]
     duplicate: str | None  # "scan_id" | "window" | None
+    rewound: int = 0  # scans dropped from state because this record is a redelivery
 
 
 @dataclass(frozen=True)
@@ -42,36 +63,32 @@ class VisitRules:
     horizon: int
 
     def visits(self, scans: list[Scan]) -> dict[str, VisitSpan]:
-        return person_visits(scans, stay_for=self.stay_for, max_stay=self.max_stay, dedup_window=self.dedup_window)
+        return person_visits(scans, stay_for=self.stay_for, max_stay=self.max_stay,
+                             dedup_window=self.dedup_window)
 
 
-def scan_of(event: ScanEvent) -> Scan:
-    return Scan(int(event.scanned_at.timestamp()), event.direction.value, event.venue_id, str(event.scan_id))
+def apply_scan(state: PersonState, scan: Scan, offset: int, rules: VisitRules) -> Outcome:
+    """Add ``scan`` (from the record at ``offset``) to ``state`` in place; return the visit changes.
 
-
-def apply_scan(state: PersonState, scan: Scan, rules: VisitRules) -> Outcome:
-    """Add ``scan`` to ``state`` (in place) and return the visit changes it causes.
-
-    A scan already in state (redelivery or client resend) is still diffed against the state without
-    it, so a batch that was processed but never reached ClickHouse before a crash is rewritten.
+    A ``scan_id`` already in state (after :meth:`PersonState.rewind`) came with an earlier record whose
+    rows are written or will be written with it: this copy changes nothing (the first copy wins).
     """
-    known = scan.scan_id in state.scans
-    if known:
-        scan = state.scans[scan.scan_id]  # the first copy wins
-    others = [s for s in state.scans.values() if s.scan_id != scan.scan_id]
+    rewound = state.rewind(offset)
+    if scan.scan_id in state.scans:
+        return Outcome([], [], "scan_id", rewound)
+    others = list(state.scans.values())
     before = rules.visits(others)
     after = rules.visits([*others, scan])
     state.scans[scan.scan_id] = scan
+    state.offsets[scan.scan_id] = offset
     complete_from = state.pruned_before + rules.max_stay + rules.dedup_window if state.pruned_before else 0
     change = diff(before, after, complete_from=complete_from)
     # Every accepted scan opens, closes or is a visit, so one that appears in none was a near-duplicate.
     duplicate = None
-    if known:
-        duplicate = "scan_id"
-    elif not any(scan.scan_id in (v.source_in, v.source_out) for v in after.values()):
+    if not any(scan.scan_id in (v.source_in, v.source_out) for v in after.values()):
         duplicate = "window"
     _prune(state, rules.horizon)
-    return Outcome(change.upserts, change.deletes, duplicate)
+    return Outcome(change.upserts, change.deletes, duplicate, rewound)
 
 
 def _prune(state: PersonState, horizon: int) -> None:
@@ -81,4 +98,5 @@ def _prune(state: PersonState, horizon: int) -> None:
     if old:
         for key in old:
             del state.scans[key]
+            state.offsets.pop(key, None)
         state.pruned_before = max(state.pruned_before, cutoff)

@@ -13,7 +13,9 @@ logger = logging.getLogger(__name__)
 TABLES = ("visits", "visits_by_venue")
 
 
-def expired_partitions(db_partitions: list[tuple[str, str]], *, today: datetime, retention_days: int) -> list[tuple[str, str]]:
+def expired_partitions(
+    db_partitions: list[tuple[str, str]], *, today: datetime, retention_days: int
+) -> list[tuple[str, str]]:
     cutoff = int((today - timedelta(days=retention_days)).strftime("%Y%m%d"))
     return [(table, p) for table, p in db_partitions if p.isdigit() and int(p) < cutoff]
 

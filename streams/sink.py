@@ -34,7 +34,9 @@ def _ts(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def visit_row(person_id: str, visit: VisitSpan, version: int, deleted: bool, now: datetime) -> tuple[object, ...]:
+def visit_row(
+    person_id: str, visit: VisitSpan, version: int, deleted: bool, now: datetime
+) -> tuple[object, ...]:
     return (visit.visit_id, person_id, visit.venue_id, _ts(visit.t_in), _ts(visit.t_out), visit.source_in,
             visit.source_out, version, 1 if deleted else 0, now)
 
@@ -65,12 +67,15 @@ class VisitSink:
                     self._db.close()
                 finally:
                     self._db = None
-            raise SinkBackpressure("ClickHouse did not accept the batch", rows=len(rows), error=str(exc)) from exc
+            raise SinkBackpressure("ClickHouse did not accept the batch", rows=len(rows),
+                                   error=str(exc)) from exc
         deleted = sum(1 for r in rows if r[8])
         VISITS_WRITTEN.labels("upsert").inc(len(rows) - deleted)
         VISITS_WRITTEN.labels("delete").inc(deleted)
 
-    def write(self, rows: Sequence[tuple[object, ...]], *, should_stop: Callable[[], bool] = lambda: False) -> bool:
+    def write(
+        self, rows: Sequence[tuple[object, ...]], *, should_stop: Callable[[], bool] = lambda: False
+    ) -> bool:
         """Write until accepted (True) or ``should_stop`` (False: nothing acknowledged, Kafka redelivers)."""
         delay = 0.2
         while True:

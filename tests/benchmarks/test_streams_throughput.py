@@ -1,0 +1,152 @@
+"""End-to-end throughput of the stream worker vs the raw limit of this machine, in the same run.
+
+``pytest tests/benchmarks/test_streams_throughput.py -m benchmark -s``; size with
+``STREAMS_BENCH_SCANS`` (default 200,000) and ``STREAMS_BENCH_WORKERS`` (default 1).
+
+- end to end: a worker (or several) on a fresh pipeline; the clock runs from the first scan produced
+  to the moment the group's committed offsets reach the end of ``scans`` (an offset is committed
+  only after ClickHouse accepted the visits of every scan before it), i.e. all visits visible;
+- raw limit: the same records produced to a topic of their own, then plain kafka-python consume +
+  clickhouse-driver insert of one row per record (no parsing beyond JSON, no state), timed from
+  the first record produced to the last insert, in the same process;
+- worker memory: peak resident set (VmHWM) of the worker process(es).
+Figures go to BENCHMARKS.md (section ``streams-throughput``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from tests.benchmarks.report import write_section
+from tests.integration.streams.harness import Pipeline, as_map, stay_function
+from tests.unit.streams.reference import reference_visits
+from tests.unit.streams.scenarios import generate, make_venues, scan_json
+from truyvet.schema import connect
+from truyvet.settings import CommonSettings
+from truyvet.stack.clickhouse import ensure_database
+
+pytestmark = pytest.mark.benchmark
+
+SCANS = int(os.environ.get("STREAMS_BENCH_SCANS", "200000"))
+WORKERS = int(os.environ.get("STREAMS_BENCH_WORKERS", "1"))
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def raw_limit(settings: CommonSettings, payloads: list[tuple[bytes, bytes]]) -> float:
+    """Seconds for plain kafka-python produce+consume and clickhouse-driver insert of the records."""
+    topic = settings.topic("raw-bench")
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, settings.scans_partitions, 1)])
+    admin.close()
+    db = connect(settings)
+    db.execute("CREATE TABLE IF NOT EXISTS raw_scans (scan_id String, person_id String, venue_id String, "
+               "t DateTime('UTC'), direction String) ENGINE = MergeTree PARTITION BY toYYYYMMDD(t) "
+               "ORDER BY (person_id, t)")
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
+                             batch_size=512 * 1024)
+    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+                             group_id=f"raw-{topic}", enable_auto_commit=False, max_poll_records=20000,
+                             fetch_max_bytes=64 * 1024 * 1024)
+    started = time.perf_counter()
+
+    def produce() -> None:
+        for key, value in payloads:
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    done = 0
+    while done < len(payloads):
+        polled = consumer.poll(timeout_ms=500, max_records=20000)
+        rows = []
+        for records in polled.values():
+            for r in records:
+                d = orjson.loads(r.value)
+                rows.append((d["scan_id"], d["person_id"], d["venue_id"],
+                             datetime.fromisoformat(d["scanned_at"]), d["direction"]))
+        if rows:
+            db.insert("raw_scans", ["scan_id", "person_id", "venue_id", "t", "direction"], rows)
+            consumer.commit()
+            done += len(rows)
+    elapsed = time.perf_counter() - started
+    thread.join()
+    producer.close()
+    consumer.close()
+    db.close()
+    return elapsed
+
+
+def test_streams_throughput() -> None:
+    base = CommonSettings()
+    rng = random.Random(5)
+    venues = make_venues(rng, 1000)
+    start = int((datetime.now(UTC) - timedelta(days=4)).timestamp())
+    scans = generate(rng, persons=SCANS // 13, venues=venues, start=start, visits_per_person=8)
+    expected = reference_visits(scans, stay_for=stay_function(venues))
+
+    run_dir = base.data_dir / "bench-streams"
+    p = Pipeline(base.model_copy(update={"topic_prefix": f"bench{os.getpid()}-",
+                                         "clickhouse_database": f"bench_streams_{os.getpid()}"}), run_dir)
+    try:
+        p.create(venues)
+        names = ["worker"] + [f"worker-{i}" for i in range(1, WORKERS)]
+        for name in names:
+            p.start_worker(name)
+        time.sleep(1)
+        started = time.perf_counter()
+        p.produce(scans)
+        produced_s = time.perf_counter() - started
+        p.wait_caught_up(timeout=3600, workers=names)
+        e2e_s = time.perf_counter() - started
+        pids = [p.procs.pid(n) for n in names]
+        memory = [peak_rss_mib(pid) for pid in pids if pid]
+        got = as_map(p.visits())
+        assert got == expected
+
+        payloads = [(s.person_id.encode(), scan_json(s)) for s in scans]
+        raw_settings = p.settings
+        ensure_database(raw_settings).close()
+        raw_s = raw_limit(raw_settings, payloads)
+    finally:
+        p.stop_all()
+        db = connect(base, database="default")
+        db.execute(f"DROP DATABASE IF EXISTS {p.database}")
+        db.close()
+
+    n = len(scans)
+    e2e, raw = n / e2e_s, n / raw_s
+    load = os.getloadavg()
+    body = (f"{n:,} scans ({n // 13:,} persons, 1,000 venues, in time order) -> {len(expected):,} visits, "
+            f"{WORKERS} worker process(es), Kafka, ClickHouse 18.16 and the producer on the same machine. "
+            f"Load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (the machine is shared "
+            "with other engineers' tests and benchmarks: figures are noisy and low).\n\n"
+            "| measure | value |\n|---|---|\n"
+            f"| end to end (produce -> all visits visible in ClickHouse) | **{e2e:,.0f} scans/s** ({e2e_s:.1f} s) |\n"
+            f"| of which producing with kafka-python | {produced_s:.1f} s |\n"
+            f"| raw limit (kafka-python produce+consume + clickhouse-driver insert, same records) | "
+            f"**{raw:,.0f} scans/s** ({raw_s:.1f} s) |\n"
+            f"| ratio end to end / raw | **{e2e / raw:.2f}** |\n"
+            f"| worker peak RSS | {', '.join(f'{m:.0f} MiB' for m in memory)} |\n\n"
+            "Target was >= 20,000 scans/s end to end and >= 0.5 of raw; see the figures above for what "
+            "holds.")
+    write_section("streams-throughput", "Stream worker throughput: end to end vs raw limit", body,
+                  command=f"STREAMS_BENCH_SCANS={SCANS} STREAMS_BENCH_WORKERS={WORKERS} "
+                          "pytest tests/benchmarks/test_streams_throughput.py -m benchmark -s")
+    print(body)
