@@ -1,4 +1,9 @@
-"""Retention: visits older than the retention period go by whole daily partitions (DROP PARTITION)."""
+"""Retention: visits older than the retention period go by whole daily partitions (DROP PARTITION).
+
+Both visit tables are partitioned by ``toYYYYMMDD(t_in)``; a day is dropped once all of it is older
+than the retention period (the partition of the day exactly ``retention_days`` ago is kept). The
+worker runs :func:`drop_expired` as a leader-only timer (``STREAMS_RETENTION_CHECK_SECONDS``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from truyvet.schema import connect
+from truyvet.schema.db import Database
 from truyvet.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
@@ -20,19 +26,24 @@ def expired_partitions(
     return [(table, p) for table, p in db_partitions if p.isdigit() and int(p) < cutoff]
 
 
+def drop_expired_in(db: Database, *, retention_days: int, today: datetime | None = None) -> list[tuple[str, str]]:
+    """Drop the expired daily partitions of the visit tables in ``db``; return (table, partition) dropped."""
+    rows = db.execute(
+        "SELECT DISTINCT table, partition FROM system.parts WHERE database = %(db)s AND active "
+        "AND table IN %(tables)s",
+        {"db": db.name, "tables": TABLES},
+    )
+    dropped = expired_partitions(sorted((str(t), str(p).strip("'")) for t, p in rows),
+                                 today=today or datetime.now(UTC), retention_days=retention_days)
+    for table, partition in dropped:
+        db.execute(f"ALTER TABLE {table} DROP PARTITION {int(partition)}")
+        logger.info("retention: dropped %s partition %s", table, partition)
+    return dropped
+
+
 def drop_expired(settings: CommonSettings, *, today: datetime | None = None) -> list[tuple[str, str]]:
     db = connect(settings)
     try:
-        rows = db.execute(
-            "SELECT DISTINCT table, partition FROM system.parts WHERE database = %(db)s AND active "
-            "AND table IN %(tables)s",
-            {"db": settings.clickhouse_database, "tables": TABLES},
-        )
-        dropped = expired_partitions([(str(t), str(p)) for t, p in rows], today=today or datetime.now(UTC),
-                                     retention_days=settings.retention_days)
-        for table, partition in dropped:
-            db.execute(f"ALTER TABLE {table} DROP PARTITION {int(partition)}")
-            logger.info("retention: dropped %s partition %s", table, partition)
-        return dropped
+        return drop_expired_in(db, retention_days=settings.retention_days, today=today)
     finally:
         db.close()

@@ -1,0 +1,65 @@
+"""Retention drops whole daily partitions older than the retention period, on 18.16 and current ClickHouse."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from streams.retention import drop_expired_in
+from streams.sink import VISIT_COLUMNS
+from truyvet.schema import apply_migrations, connect
+from truyvet.schema.db import ChdbDatabase, Database
+from truyvet.settings import CommonSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["clickhouse-18.16", "chdb"])
+def fresh_db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  # noqa: ANN001
+    name = f"retention_{secrets.token_hex(3)}"
+    if request.param == "chdb":
+        db: Database = ChdbDatabase(database=name, path=str(tmp_path / "chdb"))
+        apply_migrations(db)
+        yield db
+        db.close()
+        return
+    infra: CommonSettings = request.getfixturevalue("infra")
+    boot = connect(infra, database="default")
+    boot.execute(f"CREATE DATABASE {name}")
+    db = connect(infra, database=name)
+    apply_migrations(db)
+    try:
+        yield db
+    finally:
+        db.close()
+        boot.execute(f"DROP DATABASE IF EXISTS {name}")
+        boot.close()
+
+
+def days(db: Database, table: str) -> list[str]:
+    rows = db.execute(f"SELECT DISTINCT toString(toYYYYMMDD(t_in)) FROM {table}")  # 18.16: no ORDER BY 1
+    return sorted(str(r[0]) for r in rows)
+
+
+def test_partitions_older_than_retention_are_dropped(fresh_db: Database) -> None:
+    today = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+    ages = [40, 29, 28, 27, 1, 0]
+    rows = []
+    for age in ages:
+        t = today - timedelta(days=age)
+        rows.append((f"i{age}", "p1", "v1", t, t + timedelta(hours=1), f"{age}", "", 1, 0, today))
+    fresh_db.insert("visits", VISIT_COLUMNS, rows)
+    day = lambda age: (today - timedelta(days=age)).strftime("%Y%m%d")  # noqa: E731
+    assert days(fresh_db, "visits") == sorted(day(a) for a in ages)
+    assert days(fresh_db, "visits_by_venue") == sorted(day(a) for a in ages)
+
+    dropped = drop_expired_in(fresh_db, retention_days=28, today=today)
+
+    assert sorted(dropped) == sorted((t, day(a)) for t in ("visits", "visits_by_venue") for a in (40, 29))
+    kept = sorted(day(a) for a in (28, 27, 1, 0))
+    assert days(fresh_db, "visits") == kept
+    assert days(fresh_db, "visits_by_venue") == kept
+    assert drop_expired_in(fresh_db, retention_days=28, today=today) == []
