@@ -110,8 +110,9 @@ def test_alert_latency(services, db, token, http) -> None:
             )
             got = receiver.for_case(case_id)
             assert {d.alert["person_id"] for d in got} == expected
-            reg_latency.append((max(d.received_at for d in got) if got else t0) - t0)
-            first_latency.append((min(d.received_at for d in got) if got else t0) - t0)
+            if got:  # a case without contacts has no alert to wait for
+                reg_latency.append(max(d.received_at for d in got) - t0)
+                first_latency.append(min(d.received_at for d in got) - t0)
             alert_counts.append(len(expected))
             case_visits += [(case_id, v) for v in visits]
 
@@ -168,7 +169,7 @@ receiver in the benchmark process. The machine is shared with other engineers' r
 |---|---|---|---|---|
 {table}
 
-Case registration → last alert delivered, each case in order (s): {", ".join(f"{v:.1f}" for v in reg_latency)}
+Registration → last alert, each case with contacts (s): {", ".join(f"{v:.1f}" for v in reg_latency)}
 
 Aim (issue 6): ≤ 5 s case → last alert, ≤ 2 s late scan → alert (p99). The late-scan path includes
 the worker's batching (`STREAMS_SINK_FLUSH_SECONDS`, 0.5 s) and ClickHouse write before matching.
