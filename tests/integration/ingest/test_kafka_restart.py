@@ -160,6 +160,9 @@ def test_kafka_restart_loses_nothing_and_duplicates_nothing(own_stack: OwnStack,
 
     in_kafka = _scan_ids_in_kafka(own_stack.settings)
     acked = Counter(client.acked)
+    print(f"restart: {len(acked)} scans acknowledged, {len(client.unavailable)} answers 503 "
+          f"(Retry-After {sorted(set(client.unavailable))}), {len(client.transport_errors)} dropped connections, "
+          f"{sum(in_kafka.values())} records in Kafka for {len(in_kafka)} scan_ids")
     assert max(acked.values()) == 1
     missing = [s for s in acked if in_kafka[s] == 0]
     twice = [s for s in acked if in_kafka[s] > 1]
