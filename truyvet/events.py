@@ -64,7 +64,14 @@ def _utc_second(value: datetime) -> datetime:
 
 
 UtcSecond = Annotated[datetime, AfterValidator(_utc_second)]
-PersonId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+def _not_a_raw_id_number(value: str) -> str:
+    # 9 or 12 digits alone is an old CMND / CCCD number sent by mistake: it must not travel on.
+    if value.isdigit() and len(value) in (9, 12):
+        raise ValueError("looks like a raw ID card number; send cccd_qr through the ingest API")
+    return value
+
+
+PersonId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$"), AfterValidator(_not_a_raw_id_number)]
 VenueId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
