@@ -9,7 +9,6 @@ generation-1 contacts. Everything is confirmed by Kafka (acks=all) before the ca
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -70,7 +69,7 @@ def producer() -> KafkaProducer:
 
 
 def _window_for(db: Database, params: TraceParams, visits: list[VisitRow]) -> Callable[[str], int]:
-    category_window: dict[str, int] = getattr(params, "category_window", {}) or {}
+    category_window = params.category_window
     if not category_window or not visits:
         return lambda _venue: params.window
     categories = queries.venue_categories(db, {v.venue_id for v in visits})
@@ -126,7 +125,7 @@ def raise_case_alerts(
     """Publish the case's exposure windows and one alert per contact; return the alerts.
 
     :param params: the trace parameters (depth from ``ALERTS_DEPTH``, W and M as configured).
-    :raises AlertPublishError: Kafka did not confirm every record.
+    :raises ApiError: 503 when Kafka did not confirm every record (the case itself is stored).
     """
     settings = alert_settings()
     expires_at = end + settings.followup_days * 86400
@@ -189,19 +188,14 @@ def raise_case_alerts(
 
 
 def trace_params(settings: TraceSettings) -> TraceParams:
-    """The configured W and M (per category where the trace API supports it), at ``ALERTS_DEPTH``."""
-    supported = {f.name for f in dataclasses.fields(TraceParams)}
-    max_stay = max(settings.max_stay_minutes, getattr(settings, "max_visit_minutes", 0)) * 60
-    extra: dict[str, Any] = {}
-    if "category_window" in supported:
-        per_category = getattr(settings, "category_window_minutes", {}) or {}
-        extra["category_window"] = {str(c): m * 60 for c, m in per_category.items()}
+    """The configured W (per venue category where configured) and M, at ``ALERTS_DEPTH``: the same
+    parameters ``GET /v1/cases/{id}/contacts`` uses when the query sets none."""
     return TraceParams(
         depth=depth(),
         window=settings.window_minutes * 60,
         min_overlap=settings.min_overlap_minutes * 60,
-        max_stay=max_stay,
-        **extra,
+        max_stay=max(settings.max_stay_minutes, settings.max_visit_minutes) * 60,
+        category_window={c.value: m * 60 for c, m in settings.category_window_minutes.items()},
     )
 
 
