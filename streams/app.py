@@ -66,6 +66,8 @@ app = faust.App(
     producer_linger=0.005,
     producer_max_batch_size=512 * 1024,
     producer_max_request_size=8 * 1024 * 1024,
+    broker_session_timeout=settings.session_timeout_seconds,
+    broker_heartbeat_interval=settings.session_timeout_seconds / 5,
     broker_commit_every=5000,
     broker_commit_interval=1.0,
     table_standby_replicas=0,
@@ -148,10 +150,9 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
         states: dict[bytes, PersonState] = {}
         pending: list[asyncio.Future] = []  # dead letters and re-keyed copies, delivered before the ack
         wall = datetime.now(UTC)
-        looked_up = await asyncio.get_running_loop().run_in_executor(
-            None, lambda batch=events: venues.prefetch(_venue_ids(batch), should_stop=lambda: app.should_stop))
-        if not looked_up:
+        if not await _lookup_venues(_venue_ids(events)):
             return  # stopping while ClickHouse is away: nothing acknowledged, the batch is redelivered
+        mine: list[tuple[faust.types.EventT, ScanEvent]] = []
         for event in events:
             message = event.message
             raw = event.value
@@ -161,18 +162,24 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
                 logger.info("dead-lettering scan at %s[%s]@%s: %s", message.topic, message.partition,
                             message.offset, reason)
                 pending.append(await dlq_topic.send(key=event.key, value=dead_letter(raw, reason, code, message)))
-                continue
-            person_id = checked.person_id
-            if message.partition != home_partition(person_id):
+            elif message.partition != home_partition(checked.person_id):
                 REKEYED.inc()
-                pending.append(await scans_topic.send(key=person_id.encode(), value=raw))
-                continue
-            CONSUMED.inc()
-            key = person_id.encode()
-            state = states.get(key)
-            if state is None:
-                state = states[key] = PersonState.from_json(person_scans.get(key))
-            offset = message.offset
+                pending.append(await scans_topic.send(key=checked.person_id.encode(), value=raw))
+            else:
+                CONSUMED.inc()
+                mine.append((event, checked))
+        for _, checked in mine:
+            key = checked.person_id.encode()
+            if key not in states:
+                states[key] = PersonState.from_json(person_scans.get(key))
+        # Visits depend on the default stay of every venue in the touched people's state, not only of
+        # this batch's venues (after a restart the cache is empty).
+        if not await _lookup_venues({s.venue_id for state in states.values() for s in state.scans.values()}):
+            return
+        for event, checked in mine:
+            person_id = checked.person_id
+            state = states[person_id.encode()]
+            offset = event.message.offset
             outcome = apply_scan(state, scan_of(checked), offset, rules)
             if outcome.duplicate:
                 DUPLICATES.labels(outcome.duplicate).inc()
@@ -195,6 +202,12 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
             await stream.ack(event)
         BATCH_LATENCY.observe(time.perf_counter() - started)
         BATCH_SCANS.observe(len(events))
+
+
+async def _lookup_venues(venue_ids: set[str]) -> bool:
+    """Cache the venues (waiting out a ClickHouse outage); False if the worker is stopping meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(
+        None, lambda: venues.prefetch(venue_ids, should_stop=lambda: app.should_stop))
 
 
 def _venue_ids(events: list) -> set[str]:

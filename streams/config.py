@@ -31,6 +31,8 @@ class StreamsSettings(CommonSettings):
     sink_flush_seconds: float = Field(0.5, gt=0)
     sink_max_backoff_seconds: float = Field(30.0, gt=0)
     retention_check_seconds: float = Field(3600.0, gt=0)
+    # A worker that died (kill -9) holds its partitions until its session expires: keep it short.
+    session_timeout_seconds: float = Field(10.0, ge=6)
 
 
 @lru_cache(maxsize=1)

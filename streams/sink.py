@@ -27,7 +27,8 @@ VISITS_WRITTEN = Counter("truyvet_streams_visit_rows_written_total", "Visit rows
                          ["kind"])
 BATCH_SECONDS = Histogram("truyvet_streams_sink_batch_seconds", "ClickHouse insert time per batch",
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-SINK_RETRIES = Counter("truyvet_streams_sink_retries_total", "ClickHouse insert attempts that failed")
+CLICKHOUSE_RETRIES = Counter("truyvet_streams_clickhouse_retries_total",
+                             "ClickHouse calls that failed and are retried after a pause", ["op"])
 
 
 def _ts(seconds: int) -> datetime:
@@ -83,7 +84,7 @@ class VisitSink:
                 self.write_once(rows)
                 return True
             except SinkBackpressure as exc:
-                SINK_RETRIES.inc()
+                CLICKHOUSE_RETRIES.labels("insert").inc()
                 logger.warning("%s; pausing %.1fs", exc, delay)
             if should_stop():
                 return False

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from streams.sink import CLICKHOUSE_RETRIES
 from truyvet.events import Category
 from truyvet.schema.db import Database, DatabaseError
 
@@ -69,6 +70,7 @@ class VenueCache:
                 break
             except (DatabaseError, OSError, EOFError) as exc:
                 self._reset()
+                CLICKHOUSE_RETRIES.labels("venues").inc()
                 logger.warning("venue lookup failed (%s); retrying in %.1fs", exc, delay)
             if should_stop():
                 return False

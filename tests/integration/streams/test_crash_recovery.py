@@ -70,7 +70,7 @@ def test_kill_9_mid_run_then_restart_gives_exactly_the_reference(pipeline: Calla
     assert p.lag() > 0, "the worker had finished before the kill; the test proves nothing"
 
     p.start_worker()
-    p.wait_caught_up(timeout=900)
+    p.wait_caught_up(timeout=900, expected=expected)
     got = as_map(p.visits())
     assert_same(p, got, expected, arrivals)
     assert as_map(p.visits("visits_by_venue")) == expected
@@ -96,7 +96,7 @@ def test_clickhouse_stopped_mid_run_then_back_gives_exactly_the_reference(
 
         node.stop()
         down_until = time.monotonic() + OUTAGE_SECONDS
-        wait_for(lambda: metric(p.metrics() or {}, "truyvet_streams_sink_retries_total") > 0, timeout=60,
+        wait_for(lambda: metric(p.metrics() or {}, "truyvet_streams_clickhouse_retries_total") > 0, timeout=60,
                  what="the worker noticing ClickHouse is down")
         remaining = down_until - time.monotonic()
         if remaining > 0:
@@ -105,7 +105,7 @@ def test_clickhouse_stopped_mid_run_then_back_gives_exactly_the_reference(
         node.start()
 
         producing.join(timeout=300)
-        p.wait_caught_up(timeout=600)
+        p.wait_caught_up(timeout=600, expected=expected)
         got = as_map(p.visits())
         assert_same(p, got, expected, arrivals)
         assert as_map(p.visits("visits_by_venue")) == expected
