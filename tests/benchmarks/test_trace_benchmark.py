@@ -415,6 +415,7 @@ def test_trace_latency_clickhouse_vs_postgres() -> None:
             title = "Trace API latency: ClickHouse vs PostgreSQL" + ("" if len(sizes) > 1 else f" ({city.label})")
             write_section(name, title, _body(sections),
                           command="TRACE_BENCH_SIZES=" + ",".join(c.label for c in sizes)
+                          + ("" if with_pg else " TRACE_BENCH_PG=0")
                           + " .venv/bin/pytest tests/benchmarks/test_trace_benchmark.py -m benchmark -s")
 
 
