@@ -84,7 +84,7 @@ person_scans = app.Table(
     f"{settings.topic_prefix}person-scans",
     default=None,
     partitions=settings.scans_partitions,
-    schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+    schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="raw"),
     use_partitioner=True,
     extra_topic_configs={"cleanup.policy": "compact"},
 )
@@ -92,7 +92,7 @@ person_scans = app.Table(
 # changelog topic over the schema's; recovery would then JSON-decode the raw keys, fail on every
 # record and never finish. So set them, then remake the changelog topic with them.
 person_scans.key_serializer = "raw"
-person_scans.value_serializer = "json"
+person_scans.value_serializer = "raw"  # values are orjson bytes (PersonState.to_bytes)
 person_scans.changelog_topic = person_scans._new_changelog_topic()
 
 venues = VenueCache(connect=lambda: connect(settings), default_stay_minutes=settings.default_stay_minutes,
@@ -171,7 +171,7 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
         for _, checked in mine:
             key = checked.person_id.encode()
             if key not in states:
-                states[key] = PersonState.from_json(person_scans.get(key))
+                states[key] = PersonState.from_bytes(person_scans.get(key))
         # Visits depend on the default stay of every venue in the touched people's state, not only of
         # this batch's venues (after a restart the cache is empty).
         if not await _lookup_venues({s.venue_id for state in states.values() for s in state.scans.values()}):
@@ -190,7 +190,7 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
             rows.extend(visit_row(person_id, v, version, True, now) for v in outcome.deletes)
         # One changelog record per person and batch (flushed by faust before any offset commit).
         for key, state in states.items():
-            person_scans[key] = state.to_json()
+            person_scans[key] = state.to_bytes()
         written = await asyncio.get_running_loop().run_in_executor(
             None, lambda batch=rows: sink.write(batch, should_stop=lambda: app.should_stop))
         if not written:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from streams.visits import Scan, VisitSpan, diff, person_visits
 
 
@@ -37,6 +39,13 @@ class PersonState:
         scans = {row[3]: Scan(*row[:4]) for row in value["s"]}
         offsets = {row[3]: (row[4] if len(row) > 4 else -1) for row in value["s"]}
         return cls(scans, offsets, value.get("p", 0))
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_json())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> PersonState:
+        return cls.from_json(orjson.loads(raw) if raw else None)
 
     def rewind(self, offset: int) -> int:
         """Forget scans added by records at ``offset`` or later (not yet known to be in ClickHouse)."""
