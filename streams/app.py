@@ -17,20 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import faust
 import orjson
 from kafka.partitioner.default import murmur2
 from prometheus_client import Counter, Gauge, Histogram
-from pydantic import ValidationError
 
 from streams.config import get_settings
+from streams.intake import ParsedScan, Rejected, parse_scan
 from streams.processor import PersonState, VisitRules, apply_scan
 from streams.sink import VisitSink, visit_row
 from streams.venues import VenueCache
-from streams.visits import Scan
-from truyvet.events import DeadLetter, ScanEvent, Topics
+from truyvet.events import DeadLetter, Topics
 from truyvet.schema import connect
 
 logger = logging.getLogger(__name__)
@@ -117,25 +116,20 @@ def dead_letter(raw: bytes, reason: str, code: str, message: faust.types.Message
     ).to_json()
 
 
-def check(raw: bytes, now: datetime) -> tuple[ScanEvent | None, str, str]:
-    """Parse and check one raw scan: (event, "", "") or (None, reason, code)."""
-    try:
-        event = ScanEvent.from_json(raw)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return None, f"{where}: {first['msg']}" if where else first["msg"], "invalid_scan"
-    if event.scanned_at > now + timedelta(minutes=5):
+def check(raw: bytes, now: int) -> tuple[ParsedScan | None, str, str]:
+    """Parse and check one raw scan (``now`` in epoch seconds): (scan, "", "") or (None, reason, code)."""
+    parsed = parse_scan(raw)
+    if isinstance(parsed, Rejected):
+        return None, parsed.reason, "invalid_scan"
+    t = parsed.scan.t
+    if t > now + 5 * 60:
         return None, "scanned_at: more than 5 minutes in the future", "future"
-    if event.scanned_at < now - timedelta(days=settings.retention_days):
+    if t < now - settings.retention_days * 86400:
         return None, "scanned_at: older than the retention period", "too_old"
-    if not venues.known(event.venue_id):
-        return None, f"venue_id: unknown venue {event.venue_id!r}", "unknown_venue"
-    return event, "", ""
-
-
-def scan_of(event: ScanEvent) -> Scan:
-    return Scan(int(event.scanned_at.timestamp()), event.direction.value, event.venue_id, str(event.scan_id))
+    venue_id = parsed.scan.venue_id
+    if not venues.known(venue_id):
+        return None, f"venue_id: unknown venue {venue_id!r}", "unknown_venue"
+    return parsed, "", ""
 
 
 @app.agent(scans_topic)
@@ -149,10 +143,10 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
         now = datetime.now(UTC).replace(microsecond=0)
         states: dict[bytes, PersonState] = {}
         pending: list[asyncio.Future] = []  # dead letters and re-keyed copies, delivered before the ack
-        wall = datetime.now(UTC)
+        wall = int(time.time())
         if not await _lookup_venues(_venue_ids(events)):
             return  # stopping while ClickHouse is away: nothing acknowledged, the batch is redelivered
-        mine: list[tuple[faust.types.EventT, ScanEvent]] = []
+        mine: list[tuple[faust.types.EventT, ParsedScan]] = []
         for event in events:
             message = event.message
             raw = event.value
@@ -180,7 +174,7 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
             person_id = checked.person_id
             state = states[person_id.encode()]
             offset = event.message.offset
-            outcome = apply_scan(state, scan_of(checked), offset, rules)
+            outcome = apply_scan(state, checked.scan, offset, rules)
             if outcome.duplicate:
                 DUPLICATES.labels(outcome.duplicate).inc()
             if outcome.rewound:

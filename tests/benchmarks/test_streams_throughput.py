@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from tests.benchmarks.report import write_section
@@ -60,9 +60,10 @@ def raw_limit(settings: CommonSettings, payloads: list[tuple[bytes, bytes]]) -> 
                "ORDER BY (person_id, t)")
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
                              batch_size=512 * 1024)
-    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
-                             group_id=f"raw-{topic}", enable_auto_commit=False, max_poll_records=20000,
-                             fetch_max_bytes=64 * 1024 * 1024)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                             max_poll_records=20000, fetch_max_bytes=64 * 1024 * 1024)
+    consumer.assign([TopicPartition(topic, n) for n in range(settings.scans_partitions)])
+    consumer.seek_to_beginning()
     started = time.perf_counter()
 
     def produce() -> None:
@@ -83,7 +84,6 @@ def raw_limit(settings: CommonSettings, payloads: list[tuple[bytes, bytes]]) -> 
                              datetime.fromisoformat(d["scanned_at"]), d["direction"]))
         if rows:
             db.insert("raw_scans", ["scan_id", "person_id", "venue_id", "t", "direction"], rows)
-            consumer.commit()
             done += len(rows)
     elapsed = time.perf_counter() - started
     thread.join()

@@ -1,0 +1,80 @@
+"""Parsing a raw record of the ``scans`` topic into what the worker keeps, fast.
+
+The contract's shape is :class:`truyvet.events.ScanEvent`. Records in the common canonical form
+(what HTTP ingest writes: lowercase hyphenated UUID, RFC 3339 time with an offset, ids of the allowed
+characters) are read with orjson and a few regular expressions; anything else goes through the
+pydantic model, which accepts the other valid spellings and words the reason for a rejection. The
+fast path accepts nothing the model would refuse (``tests/unit/streams/test_intake.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import NamedTuple
+
+import orjson
+from pydantic import ValidationError
+
+from streams.visits import IN, OUT, Scan
+from truyvet.events import ScanEvent
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_KNOWN = frozenset({"scan_id", "scanned_at", "direction", "venue_id", "person_id", "source", "received_at"})
+
+
+class ParsedScan(NamedTuple):
+    person_id: str
+    scan: Scan
+
+
+class Rejected(NamedTuple):
+    reason: str
+
+
+def parse_scan(raw: bytes) -> ParsedScan | Rejected:
+    """The scan in ``raw``, or why it is not one (first validation error, as "field: message")."""
+    fast = _fast(raw)
+    if fast is not None:
+        return fast
+    try:
+        event = ScanEvent.from_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return Rejected(f"{where}: {first['msg']}" if where else first["msg"])
+    return ParsedScan(event.person_id, Scan(int(event.scanned_at.timestamp()), event.direction.value,
+                                            event.venue_id, str(event.scan_id)))
+
+
+def _time(value: object) -> int | None:
+    if type(value) is not str or not _TIME.fullmatch(value):
+        return None
+    try:
+        return int(datetime.fromisoformat(value).timestamp())
+    except ValueError:
+        return None
+
+
+def _fast(raw: bytes) -> ParsedScan | None:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(doc) is not dict or not _KNOWN.issuperset(doc):
+        return None
+    scan_id, venue_id, person_id = doc.get("scan_id"), doc.get("venue_id"), doc.get("person_id")
+    direction = doc.get("direction", IN)
+    if (type(scan_id) is not str or not _UUID.fullmatch(scan_id) or type(venue_id) is not str
+            or not _ID.fullmatch(venue_id) or type(person_id) is not str or not _ID.fullmatch(person_id)
+            or direction not in (IN, OUT) or type(doc.get("source", "")) is not str):
+        return None
+    t = _time(doc.get("scanned_at"))
+    if t is None:
+        return None
+    received = doc.get("received_at")
+    if received is not None and _time(received) is None:
+        return None
+    return ParsedScan(person_id, Scan(t, direction, venue_id, scan_id))
