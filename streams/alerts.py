@@ -1,12 +1,13 @@
 """Streaming exposure matching in the worker: late scans raise alerts by themselves.
 
 ``build_visits`` calls :func:`visits_written` with each batch of visit rows right after ClickHouse
-accepted it (and before acknowledging the scans), which puts a notice per new or updated visit on
-the venue-keyed ``exposure-matching`` topic. The trace API puts the exposure windows of each
-registered case on the same topic, so for one venue windows and visits are seen in the order they
-were produced. :func:`match_exposures` keeps the active windows per venue in a changelog-backed
-table and raises one alert per (case, contact) on ``alerts`` (deterministic alert_id; a second
-table remembers what was raised, the dispatcher drops any duplicate that still gets through).
+accepted it (and before acknowledging the scans), which puts notices of the new or updated visits
+on the ``exposure-matching`` topic, grouped by the partition of their venue key. The trace API puts
+the exposure windows of each registered case on the same topic keyed by venue, so for one venue
+windows and visits are seen in the order they were produced. :func:`match_exposures` keeps the
+active windows per venue in a changelog-backed table and raises one alert per (case, contact) on
+``alerts`` (deterministic alert_id; a second table remembers what was raised, and the dispatcher
+drops any duplicate that still gets through).
 
 A late visit that makes someone a generation-1 contact also publishes that contact's own visits
 (from that exposure to the case's end) as generation-2 windows marked ``backfill``: when such a
