@@ -26,9 +26,10 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from streams.config import get_settings
 from streams.intake import ParsedScan, Rejected, parse_scan
-from streams.processor import PersonState, VisitRules, apply_scan
+from streams.processor import PersonState, VisitRules, apply_batch
 from streams.sink import VisitSink, visit_row
 from streams.venues import VenueCache
+from streams.visits import Scan
 from truyvet.events import DeadLetter, Topics
 from truyvet.schema import connect
 
@@ -162,29 +163,30 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
             else:
                 CONSUMED.inc()
                 mine.append((event, checked))
-        for _, checked in mine:
-            key = checked.person_id.encode()
-            if key not in states:
-                states[key] = PersonState.from_bytes(person_scans.get(key))
+        groups: dict[bytes, list[tuple[int, Scan]]] = {}
+        for event, checked in mine:  # one person's records sit on one partition, in offset order
+            groups.setdefault(checked.person_id.encode(), []).append((event.message.offset, checked.scan))
+        for key in groups:
+            states[key] = _state_of(key)
         # Visits depend on the default stay of every venue in the touched people's state, not only of
         # this batch's venues (after a restart the cache is empty).
         if not await _lookup_venues({s.venue_id for state in states.values() for s in state.scans.values()}):
             return
-        for event, checked in mine:
-            person_id = checked.person_id
-            state = states[person_id.encode()]
-            offset = event.message.offset
-            outcome = apply_scan(state, checked.scan, offset, rules)
-            if outcome.duplicate:
-                DUPLICATES.labels(outcome.duplicate).inc()
-            if outcome.rewound:
-                REPLAYED.inc(outcome.rewound)
-            version = offset + 1
-            rows.extend(visit_row(person_id, v, version, False, now) for v in outcome.upserts)
-            rows.extend(visit_row(person_id, v, version, True, now) for v in outcome.deletes)
+        for key, records in groups.items():
+            person_id = key.decode()
+            for (offset, _), outcome in zip(records, apply_batch(states[key], records, rules), strict=True):
+                if outcome.duplicate:
+                    DUPLICATES.labels(outcome.duplicate).inc()
+                if outcome.rewound:
+                    REPLAYED.inc(outcome.rewound)
+                version = offset + 1
+                rows.extend(visit_row(person_id, v, version, False, now) for v in outcome.upserts)
+                rows.extend(visit_row(person_id, v, version, True, now) for v in outcome.deletes)
         # One changelog record per person and batch (flushed by faust before any offset commit).
         for key, state in states.items():
-            person_scans[key] = state.to_bytes()
+            value = state.to_bytes()
+            person_scans[key] = value
+            _parsed[key] = (value, state)
         written = await asyncio.get_running_loop().run_in_executor(
             None, lambda batch=rows: sink.write(batch, should_stop=lambda: app.should_stop))
         if not written:
@@ -196,6 +198,20 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
             await stream.ack(event)
         BATCH_LATENCY.observe(time.perf_counter() - started)
         BATCH_SCANS.observe(len(events))
+
+
+# Parsed states by person, valid while the table still holds the very bytes object we wrote (a
+# recovery or another worker's write replaces it, and the state is parsed again).
+_parsed: dict[bytes, tuple[bytes, PersonState]] = {}
+
+
+def _state_of(key: bytes) -> PersonState:
+    value = person_scans.get(key)
+    cached = _parsed.get(key)
+    if cached is not None and value is not None and cached[0] is value:
+        return cached[1]
+    _parsed.pop(key, None)
+    return PersonState.from_bytes(value)
 
 
 async def _lookup_venues(venue_ids: set[str]) -> bool:

@@ -77,35 +77,55 @@ class VisitRules:
 
 
 def apply_scan(state: PersonState, scan: Scan, offset: int, rules: VisitRules) -> Outcome:
-    """Add ``scan`` (from the record at ``offset``) to ``state`` in place; return the visit changes.
+    """:func:`apply_batch` for one record."""
+    return apply_batch(state, [(offset, scan)], rules)[0]
 
-    A ``scan_id`` already in state (after :meth:`PersonState.rewind`) came with an earlier record whose
-    rows are written or will be written with it: this copy changes nothing (the first copy wins).
+
+def apply_batch(state: PersonState, records: list[tuple[int, Scan]], rules: VisitRules) -> list[Outcome]:
+    """Add one person's scans of a batch (``(offset, scan)`` in offset order) to ``state`` in place.
+
+    One :class:`Outcome` per record: the visit changes that record makes, to be written with version
+    = its offset + 1. Each record's "after" is the next one's "before", so a record costs one visit
+    computation. (Writing only the net change of the whole batch would be cheaper still, but is not
+    replay-safe: a lost run with other batch boundaries may have written an intermediate state that
+    the net change never overwrites; the crash simulation in the tests catches it.)
+    A ``scan_id`` already in state (after :meth:`PersonState.rewind`) came with an earlier record:
+    this copy changes nothing (the first copy wins).
     """
-    rewound = state.rewind(offset)
-    if scan.scan_id in state.scans:
-        return Outcome([], [], "scan_id", rewound)
-    others = list(state.scans.values())
-    before = rules.visits(others)
-    after = rules.visits([*others, scan])
-    state.scans[scan.scan_id] = scan
-    state.offsets[scan.scan_id] = offset
-    complete_from = state.pruned_before + rules.max_stay + rules.dedup_window if state.pruned_before else 0
-    change = diff(before, after, complete_from=complete_from)
-    # Every accepted scan opens, closes or is a visit, so one that appears in none was a near-duplicate.
-    duplicate = None
-    if not any(scan.scan_id in (v.source_in, v.source_out) for v in after.values()):
-        duplicate = "window"
-    _prune(state, rules.horizon)
-    return Outcome(change.upserts, change.deletes, duplicate, rewound)
+    rewound = state.rewind(records[0][0])
+    before = rules.visits(list(state.scans.values()))
+    outcomes = []
+    for offset, scan in records:
+        state.rewind(offset)
+        if scan.scan_id in state.scans:
+            outcomes.append(Outcome([], [], "scan_id", rewound))
+            rewound = 0
+            continue
+        state.scans[scan.scan_id] = scan
+        state.offsets[scan.scan_id] = offset
+        after = rules.visits(list(state.scans.values()))
+        complete_from = state.pruned_before + rules.max_stay + rules.dedup_window if state.pruned_before else 0
+        change = diff(before, after, complete_from=complete_from)
+        # Every accepted scan opens, closes or is a visit, so one that appears in none was a near-duplicate.
+        duplicate = None
+        if not any(scan.scan_id in (v.source_in, v.source_out) for v in after.values()):
+            duplicate = "window"
+        if _prune(state, rules.horizon):
+            after = rules.visits(list(state.scans.values()))
+        outcomes.append(Outcome(change.upserts, change.deletes, duplicate, rewound))
+        rewound = 0
+        before = after
+    return outcomes
 
 
-def _prune(state: PersonState, horizon: int) -> None:
+def _prune(state: PersonState, horizon: int) -> bool:
+    """Drop scans older than the horizon before the newest; True if any went."""
     newest = max(s.t for s in state.scans.values())
     cutoff = newest - horizon
     old = [k for k, s in state.scans.items() if s.t < cutoff]
+    for key in old:
+        del state.scans[key]
+        state.offsets.pop(key, None)
     if old:
-        for key in old:
-            del state.scans[key]
-            state.offsets.pop(key, None)
         state.pruned_before = max(state.pruned_before, cutoff)
+    return bool(old)
