@@ -49,6 +49,9 @@ BATCH_SCANS = Histogram("truyvet_streams_batch_scans", "Scans per ClickHouse bat
                         buckets=(1, 10, 100, 1000, 5000, 10_000, 20_000, 50_000))
 REKEYED = Counter("truyvet_streams_scans_rekeyed_total",
                   "Scans found off their person's partition and produced again keyed by person")
+STATES_EXPIRED = Counter("truyvet_streams_states_expired_total",
+                         "People whose state was dropped: newest scan older than the state horizon")
+PEOPLE_IN_STATE = Gauge("truyvet_streams_people_in_state", "People with state on this worker's partitions")
 ASSIGNED = Gauge("truyvet_streams_assigned_partitions", "Intake partitions this worker holds")
 LAG = Gauge("truyvet_streams_consumer_lag", "Records not yet consumed", ["topic", "partition"])
 
@@ -231,6 +234,30 @@ def _venue_ids(events: list) -> set[str]:
         if isinstance(venue, str):
             ids.add(venue)
     return ids
+
+
+@app.timer(settings.state_sweep_seconds)
+async def expire_state() -> None:
+    """Bound the state: forget people whose newest scan is older than the state horizon (wall clock).
+
+    Only keys of intake partitions this worker holds are touched (their changelog partition has no
+    other writer); cached parsed states of other partitions are dropped too.
+    """
+    held = {tp.partition for tp in app.consumer.assignment() if tp.topic == scans_topic.get_topic_name()}
+    cutoff = int(time.time()) - settings.state_horizon_hours * 3600
+    expired = []
+    for key, value in list(person_scans.items()):
+        if home_partition(key.decode()) not in held:
+            _parsed.pop(key, None)
+            continue
+        rows = orjson.loads(value)["s"] if value else []
+        if not rows or max(row[0] for row in rows) < cutoff:
+            expired.append(key)
+    for key in expired:
+        del person_scans[key]
+        _parsed.pop(key, None)
+    STATES_EXPIRED.inc(len(expired))
+    PEOPLE_IN_STATE.set(sum(1 for key in person_scans if home_partition(key.decode()) in held))
 
 
 @app.timer(settings.retention_check_seconds, on_leader=True)

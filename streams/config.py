@@ -27,6 +27,8 @@ class StreamsSettings(CommonSettings):
     )
     # Scans of one person kept in the worker's state, relative to that person's newest scan.
     state_horizon_hours: int = Field(72, ge=1)
+    # How often a worker forgets the state of people whose newest scan is older than the horizon.
+    state_sweep_seconds: float = Field(600.0, gt=0)
     sink_batch_size: int = Field(20_000, ge=1)
     sink_flush_seconds: float = Field(0.5, gt=0)
     sink_max_backoff_seconds: float = Field(30.0, gt=0)
