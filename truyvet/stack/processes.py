@@ -83,6 +83,9 @@ class ProcessDir:
 
 
 def alive(pid: int) -> bool:
+    child = _children.get(pid)
+    if child is not None:  # our own child: ask its Popen, which also reaps it
+        return child.poll() is None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -102,19 +105,22 @@ def alive(pid: int) -> bool:
 
 
 def terminate_group(pid: int, *, timeout: float = 20) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 10)
-        while time.monotonic() < deadline:
-            if not alive(pid) and not _group_alive(pid):
-                return
-            time.sleep(0.1)
-    child = _children.pop(pid, None)
-    if child is not None:
-        child.wait(timeout=5)
-    if alive(pid):
-        raise StackError("process did not stop", pid=pid)
+    try:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, sig)
+            deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 10)
+            while time.monotonic() < deadline:
+                if not alive(pid) and not _group_alive(pid):
+                    return
+                time.sleep(0.1)
+        if alive(pid):
+            raise StackError("process did not stop", pid=pid)
+    finally:
+        child = _children.pop(pid, None)
+        if child is not None and child.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=5)
 
 
 def _group_alive(pgid: int) -> bool:
