@@ -195,10 +195,15 @@ class Pipeline:
         return connect(self.settings)
 
     def visits(self, table: str = "visits") -> list[RefVisit]:
-        """What a reader sees: the latest version of every visit, tombstones removed after FINAL."""
+        """What a reader sees: the latest version of every visit, tombstones removed afterwards.
+
+        argMax over the version, not FINAL: several times faster on 18.16 at scale
+        (tests/benchmarks/test_streams_readers.py); sorting-key columns are the same in every version.
+        """
         db = self.db()
         try:
-            rows = db.execute(f"SELECT visit_id, person_id, venue_id, t_in, t_out, deleted FROM {table} FINAL")
+            rows = db.execute(f"SELECT visit_id, any(person_id), any(venue_id), any(t_in), argMax(t_out, version), "
+                              f"argMax(deleted, version) FROM {table} GROUP BY visit_id")
         finally:
             db.close()
         return [RefVisit(v, p, ven, int(a.timestamp()), int(b.timestamp())) for v, p, ven, a, b, d in rows if not d]
