@@ -49,9 +49,9 @@ def list_alerts(
     if case_id is not None:
         where.append("case_id = %(case)s")
         params["case"] = case_id
-    if since is not None:
+    if since is not None and since.year >= 1970:  # earlier than DateTime's range: no bound at all
         where.append("created_at >= %(since)s")
-        params["since"] = since
+        params["since"] = min(since, datetime(2100, 1, 1, tzinfo=UTC))  # later: nothing, but no 500
     rows = db.execute(
         "SELECT alert_id, case_id, person_id, generation, ward_code, venue_id, created_at, status, attempts "
         "FROM alerts FINAL"
