@@ -28,12 +28,13 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from tests.benchmarks.report import write_section
-from tests.integration.streams.harness import Pipeline, as_map, stay_function
+from tests.integration.streams.harness import Pipeline, as_map, metric, stay_function
 from tests.unit.streams.reference import reference_visits
 from tests.unit.streams.scenarios import generate, make_venues, scan_json
 from truyvet.schema import connect
 from truyvet.settings import CommonSettings
 from truyvet.stack.clickhouse import ensure_database
+from truyvet.stack.processes import wait_until
 
 pytestmark = pytest.mark.benchmark
 
@@ -109,7 +110,8 @@ def test_streams_throughput() -> None:
         names = ["worker"] + [f"worker-{i}" for i in range(1, WORKERS)]
         for name in names:
             p.start_worker(name)
-        time.sleep(1)
+        wait_until(lambda: sum(metric(p.metrics(n) or {}, "truyvet_streams_assigned_partitions") for n in names)
+                   == p.settings.scans_partitions, timeout=120, what="partitions assigned")
         started = time.perf_counter()
         p.produce(scans)
         produced_s = time.perf_counter() - started
@@ -146,7 +148,8 @@ def test_streams_throughput() -> None:
             f"| worker peak RSS | {', '.join(f'{m:.0f} MiB' for m in memory)} |\n\n"
             "Target was >= 20,000 scans/s end to end and >= 0.5 of raw; see the figures above for what "
             "holds.")
-    write_section("streams-throughput", "Stream worker throughput: end to end vs raw limit", body,
+    name = "streams-throughput" if WORKERS == 1 else f"streams-throughput-{WORKERS}-workers"
+    write_section(name, f"Stream worker throughput ({WORKERS} worker(s)): end to end vs raw limit", body,
                   command=f"STREAMS_BENCH_SCANS={SCANS} STREAMS_BENCH_WORKERS={WORKERS} "
                           "pytest tests/benchmarks/test_streams_throughput.py -m benchmark -s")
     print(body)

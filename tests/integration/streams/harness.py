@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -185,6 +186,7 @@ class Pipeline:
                 sum(metric(g, "truyvet_streams_consumer_lag") for g in gauges) == 0
             if read_all and as_map(self.visits()) == expected:
                 self.stuck_commits.append(lag)
+                warnings.warn(f"{self.name}: ClickHouse complete but {lag} records not committed", stacklevel=1)
                 logger.warning("%s: all read and ClickHouse complete, but %d records not committed", self.name, lag)
                 return True
             return False
