@@ -112,11 +112,14 @@ def test_one_and_two_workers_match_the_reference(pipeline: Callable[..., Pipelin
     assert_same(two, got_two, expected, keyed + unkeyed)
     assert got_two == got_one
 
-    # Both workers of the second pipeline did part of the work.
+    # Both workers of the second pipeline did part of the work, and unkeyed scans were re-keyed.
+    rekeyed = 0.0
     for name in ("worker", "worker-1"):
         samples = two.metrics(name)
         assert samples is not None
         assert metric(samples, "truyvet_streams_scans_consumed_total") > 0, name
+        rekeyed += metric(samples, "truyvet_streams_scans_rekeyed_total")
+    assert rekeyed > 0
 
     # Metrics of the single worker, checked through its /metrics.
     arrivals = keyed + unkeyed
