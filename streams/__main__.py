@@ -43,6 +43,7 @@ def main() -> None:
     start_http_server(settings.worker_metrics_port, addr=settings.bind_host)
     ensure_topics(settings)
     ensure_changelogs()
+    (settings.data_dir / "streams").mkdir(parents=True, exist_ok=True)  # faust's datadir lives under it
     sys.argv = [sys.argv[0], "worker", "--loglevel", "info", "--without-web"]
     app.main()
 

@@ -24,6 +24,7 @@ import orjson
 from kafka.partitioner.default import murmur2
 from prometheus_client import Counter, Gauge, Histogram
 
+from streams.batching import noack_take
 from streams.config import get_settings
 from streams.intake import ParsedScan, Rejected, parse_scan
 from streams.processor import PersonState, VisitRules, apply_batch
@@ -59,6 +60,7 @@ app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.kafka_bootstrap}",
     store="memory://",
+    datadir=str(settings.data_dir / "streams" / "{conf.name}-data"),  # not the working directory
     web_enabled=False,
     topic_partitions=settings.scans_partitions,
     topic_replication_factor=1,
@@ -141,7 +143,7 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
     # use_partitioner makes the producer hash table keys itself, synchronously, from its metadata; on a
     # fresh cluster it has none for the new changelog topic yet and every table write would crash.
     await app.producer._ensure_producer().partitions_for(person_scans.changelog_topic.get_topic_name())
-    async for events in stream.noack_take(settings.sink_batch_size, within=settings.sink_flush_seconds):
+    async for events in noack_take(stream, settings.sink_batch_size, within=settings.sink_flush_seconds):
         started = time.perf_counter()
         rows: list[tuple[object, ...]] = []
         now = datetime.now(UTC).replace(microsecond=0)

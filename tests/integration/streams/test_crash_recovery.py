@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -111,3 +112,4 @@ def test_clickhouse_stopped_mid_run_then_back_gives_exactly_the_reference(
         assert as_map(p.visits("visits_by_venue")) == expected
     finally:
         node.stop()
+        shutil.rmtree(own.data_dir, ignore_errors=True)
