@@ -1,10 +1,11 @@
-"""``Stream.noack_take`` of faust-streaming with its event-losing race fixed.
+"""``Stream.noack_take`` of faust-streaming with a race in it fixed.
 
-Under load, an event waiting while a batch was consumed could be appended to the *next* batch's
-buffer after that batch was snapshotted, and cleared with it: never processed, never acked, the
-partition's committed offset stuck (seen in tests/integration/streams/test_crash_recovery.py after a
-restart). The body is faust's, with the wait loop in ``add_to_buffer`` corrected; call it as
-``noack_take(stream, max_, within)``.
+Reading faust's code: an event that waited while a batch was consumed resets ``buffer_consuming``
+after waking, which can clobber the future of a newer batch; the event is then appended to a buffer
+already snapshotted and cleared with it (never processed, never acked). The body is faust's with the
+wait loop in ``add_to_buffer`` corrected; call it as ``noack_take(stream, max_, within)``. This did
+NOT cure the stuck committed offset sometimes seen after a restart in the kill -9 test (cause still
+unknown at the time of writing).
 """
 
 # ruff: noqa

@@ -71,7 +71,7 @@ def test_kill_9_mid_run_then_restart_gives_exactly_the_reference(pipeline: Calla
     assert p.lag() > 0, "the worker had finished before the kill; the test proves nothing"
 
     p.start_worker()
-    p.wait_caught_up(timeout=900, expected=expected)
+    p.wait_caught_up(timeout=300, expected=expected)
     got = as_map(p.visits())
     assert_same(p, got, expected, arrivals)
     assert as_map(p.visits("visits_by_venue")) == expected
