@@ -121,6 +121,9 @@ class ChdbDatabase:
         import orjson
 
         try:
+            # chdb is one embedded server per process: another ChdbDatabase may have switched the
+            # current database, so name ours before every statement.
+            self._session.query(f"USE {self.name}")
             result = self._session.query(render(sql, params), "JSONCompact")
         except Exception as exc:
             raise DatabaseError(f"chdb statement failed: {exc}", sql=sql[:200]) from exc

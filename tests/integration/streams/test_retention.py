@@ -21,10 +21,11 @@ pytestmark = pytest.mark.integration
 def fresh_db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  # noqa: ANN001
     name = f"retention_{secrets.token_hex(3)}"
     if request.param == "chdb":
-        db: Database = ChdbDatabase(database=name, path=str(tmp_path / "chdb"))
-        apply_migrations(db)
-        yield db
-        db.close()
+        # one embedded chdb server per process (conftest's chdb_db uses it too): a database of our own in it
+        chdb = ChdbDatabase(database=name)
+        apply_migrations(chdb)
+        yield chdb
+        chdb.execute(f"DROP DATABASE IF EXISTS {name}")
         return
     infra: CommonSettings = request.getfixturevalue("infra")
     boot = connect(infra, database="default")
