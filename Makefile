@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test soak lint services-up services-down bench clean
+.PHONY: install demo test lint services-up services-down bench clean
 
 $(STAMP): pyproject.toml
 	bash deploy/local/install-system-packages.sh
@@ -25,11 +25,7 @@ demo: install
 	$(VENV)/bin/truyvet demo
 
 test: install
-	$(PY) -m pytest tests/unit tests/integration -m "not soak"
-
-# The kill -9 crash scenario (200,000 scans): intermittent stall of one partition's commit, see README.
-soak: install
-	$(PY) -m pytest tests/integration -m soak
+	$(PY) -m pytest tests/unit tests/integration
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -15,7 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "BENCHMARKS.md"
-HEADER = "# Benchmarks\n\nFigures written by the scripts in `tests/benchmarks/` (`make bench`); each section names\nthe machine, date and command that produced it.\n"
+HEADER = (
+    "# Benchmarks\n\nFigures written by the scripts in `tests/benchmarks/` (`make bench`); each section names\n"
+    "the machine, date and command that produced it.\n"
+)
 
 
 def machine() -> str:

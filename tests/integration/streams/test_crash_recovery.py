@@ -56,7 +56,6 @@ def produce_in_background(p: Pipeline, arrivals: list[RefScan]) -> threading.Thr
     return thread
 
 
-@pytest.mark.soak
 def test_kill_9_mid_run_then_restart_gives_exactly_the_reference(pipeline: Callable[..., Pipeline]) -> None:
     venues, arrivals, expected = run_of(42, KILL_SCANS)
     p = pipeline()
