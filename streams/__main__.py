@@ -18,7 +18,7 @@ def ensure_changelogs() -> None:
     """Create every table's changelog topic with the table's partition count before faust starts.
 
     Left to faust, a changelog can be auto-created by the broker (``num.partitions``, compaction off)
-    when something touches it first; a changelog partitioned unlike ``scans-by-person`` puts a
+    when something touches it first; a changelog partitioned unlike ``scans`` puts a
     person's state on another partition than their scans.
     """
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)

@@ -95,7 +95,7 @@ scans_topic = app.topic(settings.topic(Topics.SCANS), key_type=bytes, value_type
                         key_serializer="raw", value_serializer="raw", acks=False)
 dlq_topic = app.topic(settings.topic(Topics.SCANS_DLQ), key_serializer="raw", value_serializer="raw")
 
-# Keys are person ids as raw bytes and the changelog is partitioned like scans-by-person by the
+# Keys are person ids as raw bytes and the changelog is partitioned like ``scans`` by the
 # producer's key partitioner (use_partitioner), so a person's state sits with their scans.
 person_scans = app.Table(
     f"{settings.topic_prefix}person-scans",

@@ -1,6 +1,6 @@
 """One person's state and what a scan changes in it; no Kafka or faust here, so it is easy to test.
 
-Replay safety. Every scan in state remembers the offset of the ``scans-by-person`` record that
+Replay safety. Every scan in state remembers the offset of the ``scans`` record that
 brought it. Records of one person sit on one partition and are processed in offset order, and the
 worker commits an offset only after ClickHouse took the rows of every record before it. So when a
 record at offset ``o`` arrives, the person's scans with offsets below ``o`` are exactly the ones

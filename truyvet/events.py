@@ -50,7 +50,6 @@ class Topics:
 
     SCANS = "scans"  # public intake: HTTP ingest and any Kafka client write here
     SCANS_DLQ = "scans-dlq"  # rejected scans with their reason
-    SCANS_BY_PERSON = "scans-by-person"  # validated scans keyed by person (internal)
     VENUES = "venues"  # compacted: venue_id -> Venue
     ALERTS = "alerts"
     ALERTS_DLQ = "alerts-dlq"  # alerts not delivered within the retry budget

@@ -120,7 +120,6 @@ def topic_specs(settings: CommonSettings) -> list[NewTopic]:
     retention = str(settings.retention_days * 24 * 3600 * 1000)
     return [
         NewTopic(settings.topic(Topics.SCANS), n, 1, topic_configs={"retention.ms": retention}),
-        NewTopic(settings.topic(Topics.SCANS_BY_PERSON), n, 1, topic_configs={"retention.ms": retention}),
         NewTopic(settings.topic(Topics.SCANS_DLQ), 1, 1, topic_configs={"retention.ms": str(90 * 86400 * 1000)}),
         NewTopic(settings.topic(Topics.VENUES), n, 1, topic_configs={"cleanup.policy": "compact"}),
         NewTopic(settings.topic(Topics.ALERTS), n, 1, topic_configs={"retention.ms": retention}),

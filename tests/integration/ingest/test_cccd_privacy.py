@@ -31,7 +31,7 @@ def _kafka_holds(settings, needle: bytes) -> list[str]:
     hits: list[str] = []
     try:
         topics = sorted(t for t in consumer.topics() if t.startswith(settings.topic_prefix))
-        assert settings.topic("scans") in topics and settings.topic("scans-by-person") in topics
+        assert settings.topic("scans") in topics and settings.topic("scans-dlq") in topics
         parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
         consumer.assign(parts)
         consumer.seek_to_beginning()

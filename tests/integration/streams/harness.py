@@ -149,7 +149,7 @@ class Pipeline:
 
     def lag(self) -> int:
         """Records of the intake and by-person topics not yet committed by the worker group."""
-        topics = [self.settings.topic(Topics.SCANS), self.settings.topic(Topics.SCANS_BY_PERSON)]
+        topics = [self.settings.topic(Topics.SCANS)]
         if self._admin is None:
             self._admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=10000)
             self._consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
