@@ -29,6 +29,7 @@ from prometheus_client import Counter
 
 from streams.app import app, settings
 from streams.exposure import Match, VenueWindows, partition_of
+from streams.offsets import IntakeCursors
 from streams.sink import VISIT_COLUMNS
 from truyvet.alerts import RAISED, addressee_wards, alert_id
 from truyvet.alerts import get_settings as alert_settings
@@ -59,7 +60,9 @@ matching_topic = app.topic(
     value_serializer="raw",
     partitions=settings.scans_partitions,
     internal=False,
+    acks=False,  # offsets committed by the matcher's own cursors (streams/offsets.py), as for scans
 )
+matching_cursors = IntakeCursors(app, matching_topic.get_topic_name())
 alerts_topic = app.topic(settings.topic(Topics.ALERTS), key_serializer="raw", value_serializer="raw")
 
 # Both keyed by venue (raw bytes); a record goes to the changelog partition of the event being
@@ -252,13 +255,28 @@ async def _cascade(m: Match, now: int) -> list[Awaitable[object]]:
 
 @app.agent(matching_topic)
 async def match_exposures(stream: faust.StreamT[bytes]) -> None:
+    # Record by record: the tables are written under the record being processed (its partition).
     async for event in stream.events():
+        tp, offset = event.message.tp, event.message.offset
+        if not await matching_cursors.take(tp, offset):
+            continue
         message = orjson.loads(event.value)
         now = int(time.time())
         if message.get("kind") == "window":
             await _add_window(ExposureWindow.model_validate(message), now)
         else:
             await _check_visits(message.get("visits", ()), now)
+        matching_cursors.done(tp, offset)
+
+
+@app.timer(1.0)
+async def commit_matching() -> None:
+    await matching_cursors.commit_done()
+
+
+@app.timer(1.0)
+async def seek_matching_back_over_gaps() -> None:
+    await matching_cursors.heal()
 
 
 def _load(venue_id: str, now: int) -> VenueWindows:

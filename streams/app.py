@@ -27,7 +27,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from streams.batching import noack_take
 from streams.config import get_settings
 from streams.intake import ParsedScan, Rejected, parse_scan
-from streams.offsets import Cursors, Decision
+from streams.offsets import IntakeCursors
 from streams.processor import PersonState, VisitRules, apply_batch
 from streams.sink import VisitSink, visit_row
 from streams.venues import VenueCache
@@ -55,11 +55,6 @@ STATES_EXPIRED = Counter("truyvet_streams_states_expired_total",
                          "People whose state was dropped: newest scan older than the state horizon")
 PEOPLE_IN_STATE = Gauge("truyvet_streams_people_in_state", "People with state on this worker's partitions")
 ASSIGNED = Gauge("truyvet_streams_assigned_partitions", "Intake partitions this worker holds")
-SKIPPED = Counter("truyvet_streams_records_skipped_total",
-                  "Intake records not processed: second copies, records after a gap, other workers' partitions",
-                  ["reason"])
-GAP_SEEKS = Counter("truyvet_streams_gap_seeks_total",
-                    "Intake partitions sought back to their cursor because records before a later one did not arrive")
 LAG = Gauge("truyvet_streams_consumer_lag", "Records not yet consumed", ["topic", "partition"])
 
 app = faust.App(
@@ -115,7 +110,7 @@ person_scans.changelog_topic = person_scans._new_changelog_topic()
 venues = VenueCache(connect=lambda: connect(settings), default_stay_minutes=settings.default_stay_minutes,
                     category_stay_minutes=settings.category_stay_minutes)
 sink = VisitSink(connect=lambda: connect(settings), max_backoff=settings.sink_max_backoff_seconds)
-cursors = Cursors()
+cursors = IntakeCursors(app, scans_topic.get_topic_name())
 rules = VisitRules(stay_for=venues.stay_seconds, max_stay=settings.max_stay_minutes * 60,
                    dedup_window=settings.dedup_window_minutes * 60,
                    horizon=settings.state_horizon_hours * 3600)
@@ -158,9 +153,9 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
     await app.producer._ensure_producer().partitions_for(person_scans.changelog_topic.get_topic_name())
     async for events in noack_take(stream, settings.sink_batch_size, within=settings.sink_flush_seconds):
         started = time.perf_counter()
-        batch_next = await _batch_cursors()
+        batch_next = await cursors.batch()
         if batch_next is None:  # rebalancing or recovering: faust seeks back to the committed offsets after
-            SKIPPED.labels("not_ready").inc(len(events))
+            cursors.skipped("not_ready", len(events))
             for event in events:
                 await stream.ack(event)
             continue
@@ -174,9 +169,7 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
         mine: list[tuple[faust.types.EventT, ParsedScan]] = []
         for event in events:
             message = event.message
-            decision = cursors.decide(batch_next, message.tp, message.offset)
-            if decision is not Decision.PROCESS:
-                SKIPPED.labels(decision.value).inc()
+            if not cursors.process(batch_next, message.tp, message.offset):
                 continue
             raw = event.value
             checked, reason, code = check(raw, wall)
@@ -224,50 +217,15 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
             await asyncio.gather(*pending)
         for event in events:
             await stream.ack(event)
-        await _commit(cursors.advance(batch_next))
+        await cursors.commit(batch_next)
         BATCH_LATENCY.observe(time.perf_counter() - started)
         BATCH_SCANS.observe(len(events))
-
-
-async def _batch_cursors() -> dict[faust.types.TP, int] | None:
-    """A batch's working copy of the cursors of the intake partitions held; None while not ready."""
-    if app.rebalancing or not app.tables.recovery.completed.is_set():
-        return None
-    consumer = app.consumer
-    if cursors.generation != app.consumer_generation_id:
-        cursors.reset(app.consumer_generation_id)
-    held = {tp for tp in consumer.assignment() if tp.topic == scans_topic.get_topic_name()}
-    missing = cursors.missing(held)
-    if missing:
-        # faust sought every partition to its committed offset when the rebalance ended (None: nothing
-        # committed yet, or 0); without a commit the consumer starts at the earliest offset.
-        committed = {tp: consumer._committed_offset.get(tp) for tp in missing}
-        unknown = [tp for tp, offset in committed.items() if offset is None or offset < 0]
-        earliest = await consumer.earliest_offsets(*unknown) if unknown else {}
-        for tp, offset in committed.items():
-            start = offset if offset is not None and offset >= 0 else earliest.get(tp, 0)
-            cursors.start(tp, start)
-            # Records fetched before the rebalance ended may have been dropped on the way ("not ready");
-            # read again from the cursor rather than wait for the gap to show.
-            await consumer.seek(tp, start)
-    return {tp: cursors.next[tp] for tp in held}
-
-
-async def _commit(offsets: dict[faust.types.TP, int]) -> None:
-    """Commit cursors that moved (faust flushes the producer first: changelog and sends before offsets)."""
-    if offsets and await app.consumer._commit_offsets(offsets):
-        cursors.committed_to(offsets)
 
 
 @app.timer(1.0)
 async def seek_back_over_gaps() -> None:
     """A partition whose next record has not come while later ones did is read again from its cursor."""
-    held = app.consumer.assignment()
-    for tp, offset in cursors.stale_gaps().items():
-        if tp in held and not app.rebalancing:
-            GAP_SEEKS.inc()
-            logger.warning("records of %s from offset %d did not arrive; seeking back to it", tp, offset)
-            await app.consumer.seek(tp, offset)
+    await cursors.heal()
 
 
 # Parsed states by person, valid while the table still holds the very bytes object we wrote (a

@@ -21,12 +21,24 @@ Only records of one partition in offset order ever move its cursor, so "committe
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from faust.types import TP
+from prometheus_client import Counter
+
+logger = logging.getLogger(__name__)
+
+SKIPPED = Counter("truyvet_streams_records_skipped_total",
+                  "Records not processed: second copies, records after a gap, not ready, other workers' partitions",
+                  ["topic", "reason"])
+GAP_SEEKS = Counter("truyvet_streams_gap_seeks_total",
+                    "Partitions sought back to their cursor because records before later ones did not arrive",
+                    ["topic"])
 
 
 class Decision(Enum):
@@ -74,6 +86,11 @@ class Cursors:
         self.gap_since.pop(tp, None)  # the awaited record came
         return Decision.PROCESS
 
+    def done(self, tp: TP, offset: int) -> None:
+        """Record by record: the record at ``offset`` is handled; its partition's cursor moves past it."""
+        if tp in self.next:
+            self.next[tp] = max(self.next[tp], offset + 1)
+
     def advance(self, batch_next: dict[TP, int]) -> dict[TP, int]:
         """Keep a written batch's cursors; return the offsets to commit (those that moved)."""
         moved = {}
@@ -96,3 +113,76 @@ class Cursors:
         for tp in due:
             self.gap_since[tp] = now  # give the seek time to bring the records
         return due
+
+
+class IntakeCursors(Cursors):
+    """:class:`Cursors` of one topic consumed by one agent of a faust ``app`` (topic made with ``acks=False``).
+
+    Per batch: ``batch_next = await cursors.batch()`` (None: rebalancing or recovering; skip the batch,
+    faust reads it again), :meth:`decide` each record, then ``await cursors.commit(batch_next)`` once
+    the batch's effects are stored. :meth:`heal` (from a timer) seeks back partitions with a lasting gap.
+    """
+
+    def __init__(self, app: Any, topic: str, gap_patience: float = 10.0) -> None:
+        super().__init__(gap_patience=gap_patience)
+        self.app = app
+        self.topic = topic
+
+    def skipped(self, reason: str, n: int = 1) -> None:
+        SKIPPED.labels(self.topic, reason).inc(n)
+
+    def process(self, batch_next: dict[TP, int], tp: TP, offset: int) -> bool:
+        decision = self.decide(batch_next, tp, offset)
+        if decision is not Decision.PROCESS:
+            self.skipped(decision.value)
+        return decision is Decision.PROCESS
+
+    async def batch(self) -> dict[TP, int] | None:
+        """A batch's working copy of the cursors of the partitions held; None while not ready."""
+        app = self.app
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            return None
+        consumer = app.consumer
+        if self.generation != app.consumer_generation_id:
+            self.reset(app.consumer_generation_id)
+        held = {tp for tp in consumer.assignment() if tp.topic == self.topic}
+        missing = self.missing(held)
+        if missing:
+            # faust sought every partition to its committed offset when the rebalance ended (None:
+            # nothing committed yet, or 0); without a commit the consumer starts at the earliest offset.
+            committed = {tp: consumer._committed_offset.get(tp) for tp in missing}
+            unknown = [tp for tp, offset in committed.items() if offset is None or offset < 0]
+            earliest = await consumer.earliest_offsets(*unknown) if unknown else {}
+            for tp, offset in committed.items():
+                start = offset if offset is not None and offset >= 0 else earliest.get(tp, 0)
+                self.start(tp, start)
+                # Records fetched before the rebalance ended may have been dropped on the way (not
+                # ready); read again from the cursor rather than wait for the gap to show.
+                await consumer.seek(tp, start)
+        return {tp: self.next[tp] for tp in held}
+
+    async def commit(self, batch_next: dict[TP, int]) -> None:
+        """Keep the batch's cursors and commit those that moved (faust flushes its producer first)."""
+        offsets = self.advance(batch_next)
+        if offsets and await self.app.consumer._commit_offsets(offsets):
+            self.committed_to(offsets)
+
+    # -- record by record (an agent iterating ``stream.events()``, e.g. to write tables keyed by the event) --
+    async def take(self, tp: TP, offset: int) -> bool:
+        """True if the record is the next one of its partition; call :meth:`done` once it is handled."""
+        if await self.batch() is None:
+            self.skipped("not_ready")
+            return False
+        return self.process(dict(self.next), tp, offset)
+
+    async def commit_done(self) -> None:
+        """Commit the cursors moved by :meth:`done` (from a timer: every record before them is handled)."""
+        await self.commit(dict(self.next))
+
+    async def heal(self) -> None:
+        held = self.app.consumer.assignment()
+        for tp, offset in self.stale_gaps().items():
+            if tp in held and not self.app.rebalancing:
+                GAP_SEEKS.labels(self.topic).inc()
+                logger.warning("records of %s from offset %d did not arrive; seeking back to it", tp, offset)
+                await self.app.consumer.seek(tp, offset)

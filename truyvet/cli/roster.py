@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
+from truyvet.cli.loading import CSV_FILE, load_file
 from truyvet.roster import RosterError, load_roster
-from truyvet.settings import common_settings
-from truyvet.stack.clickhouse import ensure_database
 
 
 @click.group()
@@ -17,14 +16,8 @@ def roster() -> None:
 
 
 @roster.command("load")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=CSV_FILE)
 def load(path: Path) -> None:
     """Load PATH; the roster of each ward named in it is replaced."""
-    db = ensure_database(common_settings())
-    try:
-        per_ward = load_roster(db, path)
-    except RosterError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        db.close()
+    per_ward = load_file(load_roster, path, RosterError)
     click.echo(f"loaded {sum(per_ward.values())} establishments in {len(per_ward)} wards from {path}")

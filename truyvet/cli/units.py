@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from truyvet.settings import common_settings
-from truyvet.stack.clickhouse import ensure_database
+from truyvet.cli.loading import CSV_FILE, load_file
 from truyvet.units import UnitsError, load_units
 
 
@@ -17,14 +16,8 @@ def units() -> None:
 
 
 @units.command("load")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=CSV_FILE)
 def load(path: Path) -> None:
     """Load units from PATH; units with the same code are replaced."""
-    db = ensure_database(common_settings())
-    try:
-        count = load_units(db, path)
-    except UnitsError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        db.close()
+    count = load_file(load_units, path, UnitsError)
     click.echo(f"loaded {count} units from {path}")

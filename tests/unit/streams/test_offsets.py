@@ -59,3 +59,11 @@ def test_partitions_not_held_are_not_processed_and_a_new_generation_starts_over(
     assert cursors.decide(batch, B, 0) is Decision.NOT_OURS
     cursors.reset(2)
     assert cursors.missing([A, B]) == {A, B}
+
+
+def test_record_by_record_the_cursor_moves_only_when_a_record_is_done() -> None:
+    cursors = started(a=5)
+    assert cursors.decide(dict(cursors.next), A, 5) is Decision.PROCESS
+    assert cursors.next[A] == 5, "taking a record moves nothing"
+    cursors.done(A, 5)
+    assert cursors.next[A] == 6 and cursors.advance(dict(cursors.next)) == {A: 6}
