@@ -146,7 +146,10 @@ async def visits_written(rows: Sequence[Sequence[object]]) -> None:
 
 
 def _epoch(value: object) -> int:
-    """Epoch seconds of a ClickHouse DateTime (a timezone-aware datetime)."""
+    """Epoch seconds of a ClickHouse DateTime: an int as the worker writes it, or a timezone-aware
+    datetime as ClickHouse returns it."""
+    if type(value) is int:
+        return value
     assert isinstance(value, datetime)
     return int(value.timestamp())
 

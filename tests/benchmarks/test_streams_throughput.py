@@ -56,6 +56,12 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def produce(bootstrap: str, topic: str, partitions: int, payloads: list[tuple[bytes, bytes]]) -> None:
     """Produce keyed records with aiokafka's batch API (``acks=all``), partitioned like the default
     partitioner of Kafka clients (murmur2 of the key), all partitions' batches in flight at once."""
@@ -84,8 +90,9 @@ def produce(bootstrap: str, topic: str, partitions: int, payloads: list[tuple[by
     asyncio.run(run())
 
 
-def raw_limit(settings: CommonSettings, payloads: list[tuple[bytes, bytes]]) -> float:
-    """Seconds for plain kafka-python consume + clickhouse-driver insert of the records (produced before)."""
+def raw_limit(settings: CommonSettings, payloads: list[tuple[bytes, bytes]]) -> tuple[float, float]:
+    """Seconds and CPU seconds (this process) for plain kafka-python consume + clickhouse-driver insert
+    of the records (produced before)."""
     topic = settings.topic("raw-bench")
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     admin.create_topics([NewTopic(topic, settings.scans_partitions, 1)])
@@ -102,7 +109,7 @@ def raw_limit(settings: CommonSettings, payloads: list[tuple[bytes, bytes]]) -> 
                              max_partition_fetch_bytes=8 * 1024 * 1024)
     consumer.assign([TopicPartition(topic, n) for n in range(settings.scans_partitions)])
     consumer.seek_to_beginning()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     done = 0
     while done < len(payloads):
         polled = consumer.poll(timeout_ms=500, max_records=20000)
@@ -114,10 +121,10 @@ def raw_limit(settings: CommonSettings, payloads: list[tuple[bytes, bytes]]) -> 
             client.execute("INSERT INTO raw_scans (scan_id, person_id, venue_id, t, direction) VALUES", columns,
                            columnar=True)
             done += len(docs)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     consumer.close()
     client.disconnect()
-    return elapsed
+    return elapsed, cpu
 
 
 def test_streams_throughput() -> None:
@@ -139,6 +146,7 @@ def test_streams_throughput() -> None:
         wait_until(lambda: sum(metric(p.metrics(n) or {}, "truyvet_streams_assigned_partitions") for n in names)
                    == p.settings.scans_partitions, timeout=120, what="partitions assigned")
         payloads = [(s.person_id.encode(), scan_json(s)) for s in scans]
+        cpu_before = sum(cpu_seconds(p.procs.pid(n) or 0) for n in names)
         started = time.perf_counter()
         produce(p.settings.kafka_bootstrap, p.settings.topic(Topics.SCANS), p.settings.scans_partitions, payloads)
         produced_s = time.perf_counter() - started
@@ -146,12 +154,13 @@ def test_streams_throughput() -> None:
         e2e_s = time.perf_counter() - started
         pids = [p.procs.pid(n) for n in names]
         memory = [peak_rss_mib(pid) for pid in pids if pid]
+        worker_cpu = sum(cpu_seconds(pid) for pid in pids if pid) - cpu_before
         got = as_map(p.visits())
         assert got == expected
 
         raw_settings = p.settings
         ensure_database(raw_settings).close()
-        raw_s = raw_limit(raw_settings, payloads)
+        raw_s, raw_cpu = raw_limit(raw_settings, payloads)
     finally:
         p.stop_all()
         db = connect(base, database="default")
@@ -171,7 +180,9 @@ def test_streams_throughput() -> None:
             f"| raw limit (kafka-python consume + clickhouse-driver columnar insert, same records) | "
             f"**{raw:,.0f} scans/s** ({raw_s:.1f} s) |\n"
             f"| ratio end to end / raw | **{e2e / raw:.2f}** |\n"
-            f"| worker peak RSS | {', '.join(f'{m:.0f} MiB' for m in memory)} |\n\n"
+            f"| worker peak RSS | {', '.join(f'{m:.0f} MiB' for m in memory)} |\n"
+            f"| CPU per scan: worker(s) / raw path (independent of the load; 1 s of one core = 1,000,000 µs) | "
+            f"{1e6 * worker_cpu / n:.0f} µs / {1e6 * raw_cpu / n:.0f} µs |\n\n"
             "Target was >= 20,000 scans/s end to end and >= 0.5 of raw; see the figures above for what "
             "holds.")
     name = "streams-throughput" if WORKERS == 1 else f"streams-throughput-{WORKERS}-workers"
