@@ -25,6 +25,7 @@ import orjson
 from kafka.partitioner.default import murmur2
 from prometheus_client import Counter, Gauge, Histogram
 
+from streams import draining
 from streams.batching import noack_take
 from streams.config import get_settings
 from streams.intake import ParsedScan, Rejected, parse_scan
@@ -57,7 +58,14 @@ PEOPLE_IN_STATE = Gauge("truyvet_streams_people_in_state", "People with state on
 ASSIGNED = Gauge("truyvet_streams_assigned_partitions", "Intake partitions this worker holds")
 LAG = Gauge("truyvet_streams_consumer_lag", "Records not yet consumed", ["topic", "partition"])
 
-app = faust.App(
+class WorkerApp(faust.App):
+    def _new_transport(self) -> Any:
+        transport = super()._new_transport()
+        transport.Consumer = draining.Consumer  # records handed to the stream without 4 tasks each
+        return transport
+
+
+app = WorkerApp(
     settings.app_id,
     broker=f"kafka://{settings.kafka_bootstrap}",
     store="memory://",

@@ -90,7 +90,8 @@ def in_visit(scans: list[Scan], i: int, stay_for: Callable[[str], int], max_stay
     limit = scan.t + max_stay
     closing: Scan | None = None
     cut: int | None = None
-    for later in scans[i + 1:]:
+    for j in range(i + 1, len(scans)):  # indices, not a slice: the list runs far past the window
+        later = scans[j]
         if later.t > limit:
             break
         if closing is None and later.direction == OUT and later.venue_id == scan.venue_id:
