@@ -88,8 +88,20 @@ app = WorkerApp(
     stream_buffer_maxsize=20_000,
 )
 
-scans_topic = app.topic(settings.topic(Topics.SCANS), key_type=bytes, value_type=bytes,
-                        key_serializer="raw", value_serializer="raw")
+class RawSchema(faust.Schema):
+    """Keys and values as the bytes Kafka holds, without a trip through faust's codec registry per record."""
+
+    def loads_key(self, app: faust.types.AppT, message: faust.types.Message, *, loads: Any = None,
+                  serializer: Any = None) -> Any:
+        return message.key
+
+    def loads_value(self, app: faust.types.AppT, message: faust.types.Message, *, loads: Any = None,
+                    serializer: Any = None) -> Any:
+        return message.value
+
+
+scans_topic = app.topic(settings.topic(Topics.SCANS), schema=RawSchema(
+    key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"))
 dlq_topic = app.topic(settings.topic(Topics.SCANS_DLQ), key_serializer="raw", value_serializer="raw")
 
 # Keys are person ids as raw bytes and the changelog is partitioned like scans-by-person by the
