@@ -178,14 +178,15 @@ class Timeline:
 
     def follows(self, scan: Scan) -> bool:
         """True if ``scan`` sorts after every scan held (so :meth:`append` may take it)."""
-        return self.newest is None or scan.order > self.newest
+        newest = self.newest
+        return newest is None or (scan.t, 0 if scan.direction == IN else 1, scan.scan_id) > newest
 
     def append(self, scan: Scan) -> list[VisitSpan] | None:
         """Add a scan that :meth:`follows`; the visits it creates or changes, None if it is a near-duplicate.
 
         Appending never removes a visit, so there is nothing to delete.
         """
-        self.newest = scan.order
+        self.newest = (scan.t, 0 if scan.direction == IN else 1, scan.scan_id)
         if self.oldest is None:
             self.oldest = scan.t
         if not self._accept(scan):
@@ -200,15 +201,16 @@ class Timeline:
             earlier = accepted[i]
             if earlier.direction != IN:
                 continue
+            current = visits["i" + earlier.scan_id]
             if scan.direction == OUT:
                 if earlier.venue_id != scan.venue_id:
                     continue
-            elif earlier.venue_id == scan.venue_id or earlier.t == scan.t:
-                continue
+            elif earlier.venue_id == scan.venue_id or earlier.t == scan.t or current.t_out <= scan.t:
+                continue  # an in cuts only a visit of another venue, started earlier, still open at its time
             visit = in_visit(accepted, i, self.stay_for, self.max_stay)
             if visit.source_out == scan.scan_id:
                 used = True
-            if visits["i" + earlier.scan_id] != visit:
+            if current != visit:
                 visits[visit.visit_id] = visit
                 changed.append(visit)
         if scan.direction == IN:
