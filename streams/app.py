@@ -194,11 +194,15 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
                 groups.setdefault(checked.person_id.encode(), []).append((message.offset, checked.scan))
         CONSUMED.inc(consumed)
         REKEYED.inc(rekeyed)
+        loaded = []  # states read from the table's bytes (not kept from an earlier batch of this worker)
         for key in groups:
-            states[key] = _state_of(key)
+            states[key], fresh = _state_of(key)
+            if fresh:
+                loaded.append(states[key])
         # Visits depend on the default stay of every venue in the touched people's state, not only of
-        # this batch's venues (after a restart the cache is empty).
-        if not await _lookup_venues({s.venue_id for state in states.values() for s in state.scans.values()}):
+        # this batch's venues (after a restart the cache is empty); a state kept from an earlier batch
+        # only names venues looked up then (the venue cache keeps them).
+        if not await _lookup_venues({s.venue_id for state in loaded for s in state.scans.values()}):
             return
         window_dups = id_dups = rewound = 0
         for key, records in groups.items():
@@ -209,9 +213,10 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
                 elif outcome.duplicate:
                     id_dups += 1
                 rewound += outcome.rewound
-                version = offset + 1
-                rows.extend(visit_row(person_id, v, version, False, now) for v in outcome.upserts)
-                rows.extend(visit_row(person_id, v, version, True, now) for v in outcome.deletes)
+                if outcome.upserts:
+                    rows.extend([visit_row(person_id, v, offset + 1, False, now) for v in outcome.upserts])
+                if outcome.deletes:
+                    rows.extend([visit_row(person_id, v, offset + 1, True, now) for v in outcome.deletes])
         DUPLICATES.labels("window").inc(window_dups)
         DUPLICATES.labels("scan_id").inc(id_dups)
         REPLAYED.inc(rewound)
@@ -250,13 +255,14 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
 _parsed: dict[bytes, tuple[bytes, PersonState]] = {}
 
 
-def _state_of(key: bytes) -> PersonState:
+def _state_of(key: bytes) -> tuple[PersonState, bool]:
+    """The person's state, and whether it was parsed now (rather than kept from an earlier batch)."""
     value = person_scans.get(key)
     cached = _parsed.get(key)
     if cached is not None and value is not None and cached[0] is value:
-        return cached[1]
+        return cached[1], False
     _parsed.pop(key, None)
-    return PersonState.from_bytes(value)
+    return PersonState.from_bytes(value), True
 
 
 async def _lookup_venues(venue_ids: set[str]) -> bool:
