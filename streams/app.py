@@ -30,7 +30,7 @@ from streams.batching import noack_take
 from streams.config import get_settings
 from streams.intake import ParsedScan, Rejected, parse_scan
 from streams.processor import PersonState, VisitRules, apply_batch
-from streams.sink import VisitSink, visit_row
+from streams.sink import VisitSink, visit_rows
 from streams.venues import VenueCache
 from streams.visits import Scan
 from truyvet.events import DeadLetter, Topics
@@ -214,9 +214,9 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
                     id_dups += 1
                 rewound += outcome.rewound
                 if outcome.upserts:
-                    rows.extend([visit_row(person_id, v, offset + 1, False, now) for v in outcome.upserts])
+                    rows += visit_rows(person_id, outcome.upserts, offset + 1, False, now)
                 if outcome.deletes:
-                    rows.extend([visit_row(person_id, v, offset + 1, True, now) for v in outcome.deletes])
+                    rows += visit_rows(person_id, outcome.deletes, offset + 1, True, now)
         DUPLICATES.labels("window").inc(window_dups)
         DUPLICATES.labels("scan_id").inc(id_dups)
         REPLAYED.inc(rewound)

@@ -30,11 +30,13 @@ CLICKHOUSE_RETRIES = Counter("truyvet_streams_clickhouse_retries_total",
                              "ClickHouse calls that failed and are retried after a pause", ["op"])
 
 
-def visit_row(person_id: str, visit: VisitSpan, version: int, deleted: bool, now: int) -> tuple[object, ...]:
-    """A ``visits`` row; times as epoch seconds (clickhouse-driver writes ints to DateTime as they are,
-    where a datetime costs a time zone conversion per value)."""
-    return (visit.visit_id, person_id, visit.venue_id, visit.t_in, visit.t_out, visit.source_in,
-            visit.source_out, version, 1 if deleted else 0, now)
+def visit_rows(person_id: str, visits: Sequence[VisitSpan], version: int, deleted: bool,
+               now: int) -> list[tuple[object, ...]]:
+    """``visits`` rows (columns :data:`VISIT_COLUMNS`); times as epoch seconds (clickhouse-driver writes
+    ints to DateTime as they are, where a datetime costs a time zone conversion per value)."""
+    flag = 1 if deleted else 0
+    return [(v.visit_id, person_id, v.venue_id, v.t_in, v.t_out, v.source_in, v.source_out, version, flag, now)
+            for v in visits]
 
 
 class VisitSink:
