@@ -8,8 +8,9 @@ under the throughput benchmark). Delivery almost never waits: it puts the event 
 buffer, which waits only when that buffer is full. So here delivery starts at once (the coroutine
 runs to completion or to its first real wait, as Python 3.12's eager tasks do), and only a delivery
 that does wait goes through ``wait_first`` as before, so a rebalance (suspend flag) or a stop still
-interrupts it. When the suspend flag is already set, or the consumer is stopping, the record takes
-faust's path unchanged. Everything else (read offsets, gaps, ``commit_every``) is faust's code as is.
+interrupts it; after such a wait the loop pauses 20 ms, so a stream that is behind takes records in
+stretches rather than one freed slot at a time (each a round of tasks on both sides). When the
+suspend flag is already set, or the consumer is stopping, the record takes faust's path unchanged. Everything else (read offsets, gaps, ``commit_every``) is faust's code as is.
 """
 
 # ruff: noqa
@@ -24,6 +25,9 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import ServiceT
 from mode import Service
+
+
+BACKOFF_SECONDS = 0.02
 
 
 class Started:
@@ -117,6 +121,10 @@ class Consumer(AIOKafkaConsumer):
                                     pass  # delivered without waiting: the usual case
                                 else:
                                     await self.wait_first(Started(delivery, yielded), self.suspend_flow.wait())
+                                    # The stream is behind (its buffer was full). Let it take a
+                                    # stretch of records before delivering more, instead of
+                                    # waking both sides for every freed slot.
+                                    await self.sleep(BACKOFF_SECONDS)
                             set_read_offset(tp, offset)
                         else:
                             self.log.dev(
