@@ -276,7 +276,8 @@ async def expire_state() -> None:
     """Bound the state: forget people whose newest scan is older than the state horizon (wall clock).
 
     Only keys of intake partitions this worker holds are touched (their changelog partition has no
-    other writer); cached parsed states of other partitions are dropped too.
+    other writer); cached parsed states of other partitions are dropped too, and cached timelines
+    of all.
     """
     held = {tp.partition for tp in app.consumer.assignment() if tp.topic == scans_topic.get_topic_name()}
     cutoff = int(time.time()) - settings.state_horizon_hours * 3600
@@ -299,6 +300,10 @@ async def expire_state() -> None:
         sent.append(await producer.send(changelog, key=key, value=None, partition=home_partition(key.decode())))
     if sent:
         await asyncio.gather(*sent)
+    # Timelines (the visits kept with a parsed state, ~4 KB a person) are rebuilt at a person's next
+    # scan: dropping them here bounds their memory to the people scanned since the last sweep.
+    for _, state in _parsed.values():
+        state.timeline = None
     STATES_EXPIRED.inc(len(expired))
     PEOPLE_IN_STATE.set(sum(1 for key in person_scans if home_partition(key.decode()) in held))
 
