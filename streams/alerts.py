@@ -126,19 +126,22 @@ async def visits_written(rows: Sequence[Sequence[object]]) -> None:
     notices still share the partition (and the order) of that venue's exposure windows.
     """
     groups: dict[int, list[dict[str, object]]] = {}
+    # About one row per scan goes through here: indices and functions as locals.
+    i_visit, i_person, i_venue, i_in, i_out, i_deleted = (
+        _I[c] for c in ("visit_id", "person_id", "venue_id", "t_in", "t_out", "deleted"))
+    partitions, epoch = settings.scans_partitions, _epoch
     for row in rows:
-        if row[_I["deleted"]]:
+        if row[i_deleted]:
             continue
-        venue = str(row[_I["venue_id"]])
-        groups.setdefault(partition_of(venue, settings.scans_partitions), []).append(
-            {
-                "visit_id": row[_I["visit_id"]],
-                "person_id": row[_I["person_id"]],
-                "venue_id": venue,
-                "t_in": _epoch(row[_I["t_in"]]),
-                "t_out": _epoch(row[_I["t_out"]]),
-            }
-        )
+        venue = str(row[i_venue])
+        t_in, t_out = row[i_in], row[i_out]
+        notice = {"visit_id": row[i_visit], "person_id": row[i_person], "venue_id": venue,
+                  "t_in": t_in if type(t_in) is int else epoch(t_in),
+                  "t_out": t_out if type(t_out) is int else epoch(t_out)}
+        group = groups.get(partition := partition_of(venue, partitions))
+        if group is None:
+            group = groups[partition] = []
+        group.append(notice)
     futures = []
     for partition, notices in groups.items():
         for i in range(0, len(notices), NOTICES_PER_MESSAGE):
@@ -149,7 +152,10 @@ async def visits_written(rows: Sequence[Sequence[object]]) -> None:
 
 
 def _epoch(value: object) -> int:
-    """Epoch seconds of a ClickHouse DateTime (a timezone-aware datetime)."""
+    """Epoch seconds of a ClickHouse DateTime: an int as the worker writes it, or a timezone-aware
+    datetime as ClickHouse returns it."""
+    if type(value) is int:
+        return value
     assert isinstance(value, datetime)
     return int(value.timestamp())
 

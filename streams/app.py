@@ -17,19 +17,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
 import faust
 import orjson
 from kafka.partitioner.default import murmur2
 from prometheus_client import Counter, Gauge, Histogram
 
+from streams import draining
 from streams.batching import noack_take
 from streams.config import get_settings
 from streams.intake import ParsedScan, Rejected, parse_scan
 from streams.offsets import IntakeCursors
 from streams.processor import PersonState, VisitRules, apply_batch
-from streams.sink import VisitSink, visit_row
+from streams.sink import VisitSink, visit_rows
 from streams.venues import VenueCache
 from streams.visits import Scan
 from truyvet.events import DeadLetter, Topics
@@ -57,7 +59,14 @@ PEOPLE_IN_STATE = Gauge("truyvet_streams_people_in_state", "People with state on
 ASSIGNED = Gauge("truyvet_streams_assigned_partitions", "Intake partitions this worker holds")
 LAG = Gauge("truyvet_streams_consumer_lag", "Records not yet consumed", ["topic", "partition"])
 
-app = faust.App(
+class WorkerApp(faust.App):
+    def _new_transport(self) -> Any:
+        transport = super()._new_transport()
+        transport.Consumer = draining.Consumer  # records handed to the stream without 4 tasks each
+        return transport
+
+
+app = WorkerApp(
     settings.app_id,
     broker=f"kafka://{settings.kafka_bootstrap}",
     store="memory://",
@@ -84,10 +93,22 @@ app = faust.App(
     producer_metadata_max_age_ms=10_000,
 )
 
+class RawSchema(faust.Schema):
+    """Keys and values as the bytes Kafka holds, without a trip through faust's codec registry per record."""
+
+    def loads_key(self, app: faust.types.AppT, message: faust.types.Message, *, loads: Any = None,
+                  serializer: Any = None) -> Any:
+        return message.key
+
+    def loads_value(self, app: faust.types.AppT, message: faust.types.Message, *, loads: Any = None,
+                    serializer: Any = None) -> Any:
+        return message.value
+
+
 # No faust acknowledgements on the intake: the agent decides what is processed and commits its own
 # cursors (streams/offsets.py).
-scans_topic = app.topic(settings.topic(Topics.SCANS), key_type=bytes, value_type=bytes,
-                        key_serializer="raw", value_serializer="raw", acks=False)
+scans_topic = app.topic(settings.topic(Topics.SCANS), schema=RawSchema(
+    key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"), acks=False)
 dlq_topic = app.topic(settings.topic(Topics.SCANS_DLQ), key_serializer="raw", value_serializer="raw")
 
 # Keys are person ids as raw bytes and the changelog is partitioned like ``scans`` by the
@@ -116,6 +137,7 @@ rules = VisitRules(stay_for=venues.stay_seconds, max_stay=settings.max_stay_minu
                    horizon=settings.state_horizon_hours * 3600)
 
 
+@lru_cache(maxsize=1 << 18)  # murmur2 is pure Python; people come back batch after batch
 def home_partition(person_id: str) -> int:
     """The ``scans`` partition of a person: the default (murmur2) partitioner on the raw person id."""
     return (murmur2(person_id.encode()) & 0x7FFFFFFF) % settings.scans_partitions
@@ -130,9 +152,8 @@ def dead_letter(raw: bytes, reason: str, code: str, message: faust.types.Message
     ).to_json()
 
 
-def check(raw: bytes, now: int) -> tuple[ParsedScan | None, str, str]:
-    """Parse and check one raw scan (``now`` in epoch seconds): (scan, "", "") or (None, reason, code)."""
-    parsed = parse_scan(raw)
+def check(parsed: ParsedScan | Rejected, now: int) -> tuple[ParsedScan | None, str, str]:
+    """Check one parsed scan (``now`` in epoch seconds): (scan, "", "") or (None, reason, code)."""
     if isinstance(parsed, Rejected):
         return None, parsed.reason, "invalid_scan"
     t = parsed.scan.t
@@ -150,7 +171,9 @@ def check(raw: bytes, now: int) -> tuple[ParsedScan | None, str, str]:
 async def build_visits(stream: faust.StreamT[bytes]) -> None:
     # use_partitioner makes the producer hash table keys itself, synchronously, from its metadata; on a
     # fresh cluster it has none for the new changelog topic yet and every table write would crash.
-    await app.producer._ensure_producer().partitions_for(person_scans.changelog_topic.get_topic_name())
+    producer = app.producer._ensure_producer()
+    changelog = person_scans.changelog_topic.get_topic_name()
+    await producer.partitions_for(changelog)
     async for events in noack_take(stream, settings.sink_batch_size, within=settings.sink_flush_seconds):
         started = time.perf_counter()
         batch_next = await cursors.batch()
@@ -160,54 +183,76 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
                 await stream.ack(event)
             continue
         rows: list[tuple[object, ...]] = []
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = int(time.time())
         states: dict[bytes, PersonState] = {}
-        pending: list[asyncio.Future] = []  # dead letters and re-keyed copies, delivered before the ack
-        wall = int(time.time())
-        if not await _lookup_venues(_venue_ids(events)):
+        pending: list[asyncio.Future] = []  # dead letters, re-keyed copies, changelog: delivered before the ack
+        parsed = [parse_scan(event.value) for event in events]
+        if not await _lookup_venues({p.scan.venue_id for p in parsed if type(p) is ParsedScan}):
             return  # stopping while ClickHouse is away: nothing acknowledged, the batch is redelivered
-        mine: list[tuple[faust.types.EventT, ParsedScan]] = []
-        for event in events:
+        groups: dict[bytes, list[tuple[int, Scan]]] = {}  # one person's records: one partition, offset order
+        consumed = rekeyed = 0
+        for event, scan in zip(events, parsed, strict=True):
             message = event.message
             if not cursors.process(batch_next, message.tp, message.offset):
                 continue
-            raw = event.value
-            checked, reason, code = check(raw, wall)
+            checked, reason, code = check(scan, now)
             if checked is None:
-                CONSUMED.inc()
+                consumed += 1
                 logger.info("dead-lettering scan at %s[%s]@%s: %s", message.topic, message.partition,
                             message.offset, reason)
-                pending.append(await dlq_topic.send(key=event.key, value=dead_letter(raw, reason, code, message)))
+                pending.append(await dlq_topic.send(key=event.key,
+                                                    value=dead_letter(event.value, reason, code, message)))
             elif message.partition != home_partition(checked.person_id):
-                REKEYED.inc()
-                pending.append(await scans_topic.send(key=checked.person_id.encode(), value=raw))
+                rekeyed += 1
+                pending.append(await scans_topic.send(key=checked.person_id.encode(), value=event.value))
             else:
-                CONSUMED.inc()
-                mine.append((event, checked))
-        groups: dict[bytes, list[tuple[int, Scan]]] = {}
-        for event, checked in mine:  # one person's records sit on one partition, in offset order
-            groups.setdefault(checked.person_id.encode(), []).append((event.message.offset, checked.scan))
+                consumed += 1
+                groups.setdefault(checked.person_id.encode(), []).append((message.offset, checked.scan))
+        CONSUMED.inc(consumed)
+        REKEYED.inc(rekeyed)
+        loaded = []  # states read from the table's bytes (not kept from an earlier batch of this worker)
         for key in groups:
-            states[key] = _state_of(key)
+            states[key], fresh = _state_of(key)
+            if fresh:
+                loaded.append(states[key])
         # Visits depend on the default stay of every venue in the touched people's state, not only of
-        # this batch's venues (after a restart the cache is empty).
-        if not await _lookup_venues({s.venue_id for state in states.values() for s in state.scans.values()}):
+        # this batch's venues (after a restart the cache is empty); a state kept from an earlier batch
+        # only names venues looked up then (the venue cache keeps them).
+        if not await _lookup_venues({s.venue_id for state in loaded for s in state.scans.values()}):
             return
+        window_dups = id_dups = rewound = 0
         for key, records in groups.items():
             person_id = key.decode()
             for (offset, _), outcome in zip(records, apply_batch(states[key], records, rules), strict=True):
-                if outcome.duplicate:
-                    DUPLICATES.labels(outcome.duplicate).inc()
-                if outcome.rewound:
-                    REPLAYED.inc(outcome.rewound)
-                version = offset + 1
-                rows.extend(visit_row(person_id, v, version, False, now) for v in outcome.upserts)
-                rows.extend(visit_row(person_id, v, version, True, now) for v in outcome.deletes)
-        # One changelog record per person and batch (flushed by faust before any offset commit).
+                if outcome.duplicate == "window":
+                    window_dups += 1
+                elif outcome.duplicate:
+                    id_dups += 1
+                rewound += outcome.rewound
+                if outcome.upserts:
+                    rows += visit_rows(person_id, outcome.upserts, offset + 1, False, now)
+                if outcome.deletes:
+                    rows += visit_rows(person_id, outcome.deletes, offset + 1, True, now)
+        DUPLICATES.labels("window").inc(window_dups)
+        DUPLICATES.labels("scan_id").inc(id_dups)
+        REPLAYED.inc(rewound)
+        # One changelog record per person and batch, produced here in per-partition batches (faust's
+        # one-send-per-key path was a fifth of the worker) and confirmed before the ack. The partition
+        # is the one faust's partitioner would choose (use_partitioner: murmur2 of the key).
+        batches: dict[int, Any] = {}
         for key, state in states.items():
             value = state.to_bytes()
-            person_scans[key] = value
+            person_scans.data[key] = value  # the store only; the changelog record follows
             _parsed[key] = (value, state)
+            partition = home_partition(key.decode())
+            batch = batches.get(partition)
+            if batch is None or batch.append(key=key, value=value, timestamp=None) is None:
+                if batch is not None:
+                    pending.append(await producer.send_batch(batch, changelog, partition=partition))
+                batch = batches[partition] = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        for partition, batch in batches.items():
+            pending.append(await producer.send_batch(batch, changelog, partition=partition))
         written = await asyncio.get_running_loop().run_in_executor(
             None, lambda batch=rows: sink.write(batch, should_stop=lambda: app.should_stop))
         if not written:
@@ -233,13 +278,14 @@ async def seek_back_over_gaps() -> None:
 _parsed: dict[bytes, tuple[bytes, PersonState]] = {}
 
 
-def _state_of(key: bytes) -> PersonState:
+def _state_of(key: bytes) -> tuple[PersonState, bool]:
+    """The person's state, and whether it was parsed now (rather than kept from an earlier batch)."""
     value = person_scans.get(key)
     cached = _parsed.get(key)
     if cached is not None and value is not None and cached[0] is value:
-        return cached[1]
+        return cached[1], False
     _parsed.pop(key, None)
-    return PersonState.from_bytes(value)
+    return PersonState.from_bytes(value), True
 
 
 async def _lookup_venues(venue_ids: set[str]) -> bool:
@@ -248,25 +294,13 @@ async def _lookup_venues(venue_ids: set[str]) -> bool:
         None, lambda: venues.prefetch(venue_ids, should_stop=lambda: app.should_stop))
 
 
-def _venue_ids(events: list) -> set[str]:
-    """Venue ids named in a batch (cheap scan of the raw JSON; :func:`check` does the real parsing)."""
-    ids = set()
-    for event in events:
-        try:
-            venue = orjson.loads(event.value).get("venue_id")
-        except (orjson.JSONDecodeError, AttributeError):
-            continue
-        if isinstance(venue, str):
-            ids.add(venue)
-    return ids
-
-
 @app.timer(settings.state_sweep_seconds)
 async def expire_state() -> None:
     """Bound the state: forget people whose newest scan is older than the state horizon (wall clock).
 
     Only keys of intake partitions this worker holds are touched (their changelog partition has no
-    other writer); cached parsed states of other partitions are dropped too.
+    other writer); cached parsed states of other partitions are dropped too, and cached timelines
+    of all.
     """
     held = {tp.partition for tp in app.consumer.assignment() if tp.topic == scans_topic.get_topic_name()}
     cutoff = int(time.time()) - settings.state_horizon_hours * 3600
@@ -278,9 +312,21 @@ async def expire_state() -> None:
         rows = orjson.loads(value)["s"] if value else []
         if not rows or max(row[0] for row in rows) < cutoff:
             expired.append(key)
+    # Tombstones go straight to the producer, like build_visits' changelog batches, so a person
+    # forgotten here and written again by the next batch gets the two records in that order.
+    producer = app.producer._ensure_producer()
+    changelog = person_scans.changelog_topic.get_topic_name()
+    sent = []
     for key in expired:
-        del person_scans[key]
+        person_scans.data.pop(key, None)
         _parsed.pop(key, None)
+        sent.append(await producer.send(changelog, key=key, value=None, partition=home_partition(key.decode())))
+    if sent:
+        await asyncio.gather(*sent)
+    # Timelines (the visits kept with a parsed state, ~4 KB a person) are rebuilt at a person's next
+    # scan: dropping them here bounds their memory to the people scanned since the last sweep.
+    for _, state in _parsed.values():
+        state.timeline = None
     STATES_EXPIRED.inc(len(expired))
     PEOPLE_IN_STATE.set(sum(1 for key in person_scans if home_partition(key.decode()) in held))
 

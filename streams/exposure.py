@@ -9,6 +9,7 @@ agree): visit ``b`` is an exposure to window source visit ``a`` at the same venu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from aiokafka.partitioner import murmur2
@@ -79,6 +80,7 @@ class VenueWindows:
         return found
 
 
+@lru_cache(maxsize=1 << 16)  # murmur2 is pure Python and called for every visit written
 def partition_of(venue_id: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives the key ``venue_id`` (murmur2, as the trace
     API's kafka-python producer and faust's aiokafka producer both compute it)."""
