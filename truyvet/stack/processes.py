@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -18,6 +19,16 @@ logger = logging.getLogger(__name__)
 
 # Popen objects of the children this process started: kept so they are reaped (not leaked) on stop.
 _children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@atexit.register
+def _leave_running() -> None:
+    """Children meant to outlive us (Kafka and ClickHouse, reused by the next command or test run) stay
+    up, detached in their own sessions; we stop waiting for them without a ResourceWarning at exit."""
+    for proc in _children.values():
+        if proc.poll() is None:
+            proc.returncode = 0  # no longer ours to reap: ``truyvet down`` stops them by pid file
+    _children.clear()
 
 
 class ProcessDir:
