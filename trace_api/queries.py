@@ -2,9 +2,10 @@
 
 The tables are ReplacingMergeTree(version): until a merge, a visit may have several versions. The
 reads take every version in the key ranges (without FINAL, which on 18.16 merges in one stream and
-cost ~5x the read) and keep the highest version of each visit here, then drop deleted ones. Only
-sorting-key columns (identical in every version) are filtered in SQL; ``t_out`` and ``deleted`` are
-decided on the latest version.
+cost ~5x the read), let the server keep the highest version of each visit (``argMax`` grouped by
+the visit's sorting key, identical in every version), and only then filter on ``deleted`` and
+``t_out``: a filter on a non-key column before that could drop a visit's latest version and keep an
+older one. ``WHERE`` holds sorting-key columns only.
 ``visits`` is sorted by (person_id, t_in): a person's visits are one key range. ``visits_by_venue``
 is sorted by (venue_id, t_in): the co-visitors of a venue around a time are one key range.
 """
@@ -22,7 +23,11 @@ UNKNOWN_TABLE = 60
 
 
 # Times as epoch seconds straight from the server: no datetime objects per row on the client.
-COLUMNS = "visit_id, person_id, venue_id, toUInt32(t_in), toUInt32(t_out), version, deleted"
+LATEST = (
+    "SELECT visit_id, person_id, venue_id, toUInt32(t_in), toUInt32(argMax(t_out, version)) AS latest_out "
+    "FROM {table} WHERE {where} GROUP BY visit_id, person_id, venue_id, t_in "
+    "HAVING argMax(deleted, version) = 0 AND {having}"
+)
 
 
 def ts(seconds: int) -> datetime:
@@ -30,27 +35,20 @@ def ts(seconds: int) -> datetime:
 
 
 def _rows(result: Iterable[tuple[Any, ...]]) -> list[VisitRow]:
-    """The latest version of each visit (as FINAL would merge them), deleted ones dropped."""
-    latest: dict[tuple[str, str, str, int], tuple[Any, ...]] = {}
-    for row in result:
-        key = (row[0], row[1], row[2], row[3])
-        old = latest.get(key)
-        if old is None or row[5] >= old[5]:
-            latest[key] = row
-    return [VisitRow(vid, pid, ven, t_in, t_out) for vid, pid, ven, t_in, t_out, _, deleted in latest.values()
-            if not deleted]
+    return [VisitRow(*row) for row in result]
 
 
 def person_visits(db: Database, persons: Sequence[str], start: int, end: int, max_stay: int) -> list[VisitRow]:
     """Visits of ``persons`` that may overlap ``[start, end]`` (a visit lasts at most ``max_stay`` s)."""
     if not persons:
         return []
-    rows = db.execute(
-        f"SELECT {COLUMNS} FROM visits "
-        "WHERE person_id IN %(persons)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
-        {"persons": tuple(persons), "lo": ts(start - max_stay), "hi": ts(end)},
+    sql = LATEST.format(
+        table="visits",
+        where="person_id IN %(persons)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
+        having="latest_out >= %(start)s",
     )
-    return [v for v in _rows(rows) if v.t_out >= start]
+    params = {"persons": tuple(persons), "lo": ts(start - max_stay), "hi": ts(end), "start": start}
+    return _rows(db.execute(sql, params))
 
 
 def venue_ranges(spans: Sequence[VisitRow], window: int, max_stay: int) -> list[tuple[str, int, int]]:
@@ -82,27 +80,40 @@ def venue_visits(db: Database, spans: Sequence[VisitRow], window: int, max_stay:
     """Everyone's visits at the venues of ``spans`` that may meet them within ``window`` seconds.
 
     One query for all spans: an OR of (venue_id, t_in range) conditions, each a primary-key range of
-    ``visits_by_venue``; or, for many ranges, ``venue_id IN (...)`` within the overall time span.
+    ``visits_by_venue``; or, for many ranges, ``venue_id IN (...)`` within the overall time span, each
+    venue narrowed to its own first and last bound. Either way a visit ending before the earliest
+    ``a.t_in - window`` of its venue cannot meet any span there and is dropped by the server.
     """
     if not spans:
         return []
     ranges = venue_ranges(spans, window, max_stay)
-    select = f"SELECT {COLUMNS} FROM visits_by_venue WHERE "
-    if len(ranges) <= MAX_OR_RANGES:
-        clauses, params = [], {}
-        for i, (venue, lo, hi) in enumerate(ranges):
-            clauses.append(f"(venue_id = %(v{i})s AND t_in >= %(lo{i})s AND t_in <= %(hi{i})s)")
-            params.update({f"v{i}": venue, f"lo{i}": ts(lo), f"hi{i}": ts(hi)})
-        return _rows(db.execute(select + " OR ".join(clauses), params))
     by_venue: dict[str, list[tuple[int, int]]] = {}
     for venue, lo, hi in ranges:
         by_venue.setdefault(venue, []).append((lo, hi))
-    rows = _rows(
-        db.execute(
-            select + "venue_id IN %(venues)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
-            {"venues": tuple(by_venue), "lo": ts(min(r[1] for r in ranges)), "hi": ts(max(r[2] for r in ranges))},
-        )
+    names = list(by_venue)
+    # A range's lo is min(a.t_in) - window - max_stay of the spans merged into it.
+    params: dict[str, Any] = {"names": names, "ends": [by_venue[v][0][0] + max_stay for v in names]}
+    having = "latest_out >= transform(venue_id, %(names)s, %(ends)s, toUInt32(0))"
+    if len(ranges) <= MAX_OR_RANGES:
+        clauses = []
+        for i, (venue, lo, hi) in enumerate(ranges):
+            clauses.append(f"(venue_id = %(v{i})s AND t_in >= %(lo{i})s AND t_in <= %(hi{i})s)")
+            params.update({f"v{i}": venue, f"lo{i}": ts(lo), f"hi{i}": ts(hi)})
+        sql = LATEST.format(table="visits_by_venue", where="(" + " OR ".join(clauses) + ")", having=having)
+        return _rows(db.execute(sql, params))
+    where = (
+        "venue_id IN %(venues)s AND t_in >= %(lo)s AND t_in <= %(hi)s"
+        " AND toUInt32(t_in) >= transform(venue_id, %(names)s, %(los)s, toUInt32(0))"
+        " AND toUInt32(t_in) <= transform(venue_id, %(names)s, %(his)s, toUInt32(0))"
     )
+    params.update(
+        venues=tuple(names),
+        lo=ts(min(r[1] for r in ranges)),
+        hi=ts(max(r[2] for r in ranges)),
+        los=[by_venue[v][0][0] for v in names],
+        his=[by_venue[v][-1][1] for v in names],
+    )
+    rows = _rows(db.execute(LATEST.format(table="visits_by_venue", where=where, having=having), params))
     return [v for v in rows if any(lo <= v.t_in <= hi for lo, hi in by_venue[v.venue_id])]
 
 

@@ -275,7 +275,11 @@ def load_postgres(dsn: str, settings: CommonSettings, city: City) -> tuple[str, 
 
 
 class PgReads:
-    """The trace's two reads on PostgreSQL, with the same range narrowing as trace_api/queries.py."""
+    """The trace's two reads on PostgreSQL, with the same range narrowing as trace_api/queries.py.
+
+    ``t_out`` bounds are checked in the index-only scans (``t_out`` is an INCLUDE column); no versions
+    here, so no latest-version step is needed.
+    """
 
     def __init__(self, table: str) -> None:
         self.table = table
@@ -287,9 +291,10 @@ class PgReads:
         cur = conn.execute(
             "SELECT visit_id, person_id, venue_id, extract(epoch FROM t_in)::bigint, "
             f"extract(epoch FROM t_out)::bigint FROM {self.table} "
-            "WHERE person_id = ANY(%s) AND t_in >= to_timestamp(%s) AND t_in <= to_timestamp(%s)",
-            (list(persons), start - max_stay, end))
-        return [v for v in self._rows(cur) if v.t_out >= start]
+            "WHERE person_id = ANY(%s) AND t_in >= to_timestamp(%s) AND t_in <= to_timestamp(%s) "
+            "AND t_out >= to_timestamp(%s)",
+            (list(persons), start - max_stay, end, start))
+        return self._rows(cur)
 
     def venue_visits(self, conn: Any, spans: Sequence[VisitRow], window: int, max_stay: int) -> list[VisitRow]:
         ranges = queries.venue_ranges(spans, window, max_stay)
@@ -298,7 +303,9 @@ class PgReads:
             "extract(epoch FROM v.t_out)::bigint "
             "FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) AS r(venue, lo, hi) "
             f"JOIN {self.table} v ON v.venue_id = r.venue "
-            "AND v.t_in >= to_timestamp(r.lo) AND v.t_in <= to_timestamp(r.hi)",
+            "AND v.t_in >= to_timestamp(r.lo) AND v.t_in <= to_timestamp(r.hi) "
+            # as on ClickHouse, a visit ending before a.t_in - W (r.lo = a.t_in - W - max_stay) cannot meet a
+            f"AND v.t_out >= to_timestamp(r.lo + {int(max_stay)})",
             ([r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges]))
         return self._rows(cur)
 
