@@ -25,9 +25,13 @@ UNKNOWN_TABLE = 60
 # Times as epoch seconds straight from the server: no datetime objects per row on the client.
 LATEST = (
     "SELECT visit_id, person_id, venue_id, toUInt32(t_in), toUInt32(argMax(t_out, version)) AS latest_out "
-    "FROM {table} WHERE {where} GROUP BY visit_id, person_id, venue_id, t_in "
+    "FROM {table} {prewhere}WHERE {where} GROUP BY visit_id, person_id, venue_id, t_in "
     "HAVING argMax(deleted, version) = 0 AND {having}"
 )
+# Key ranges select whole granules: most rows read belong to other venues. One set look-up per row in
+# PREWHERE drops them before the (dearer) range conditions and the rest of the columns are looked at;
+# the range conditions stay in WHERE, where the primary-key analysis reads them.
+VENUE_PREWHERE = "PREWHERE venue_id IN %(venues)s "
 
 
 def ts(seconds: int) -> datetime:
@@ -44,6 +48,7 @@ def person_visits(db: Database, persons: Sequence[str], start: int, end: int, ma
         return []
     sql = LATEST.format(
         table="visits",
+        prewhere="",
         where="person_id IN %(persons)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
         having="latest_out >= %(start)s",
     )
@@ -99,8 +104,8 @@ def venue_visits(db: Database, spans: Sequence[VisitRow], window: int, max_stay:
     """Everyone's visits at the venues of ``spans`` that may meet them within ``window`` seconds.
 
     One query for all spans: an OR of (venue_id, t_in range) conditions, each a primary-key range of
-    ``visits_by_venue``; or, for many ranges, ``venue_id IN (...)`` per day, each venue narrowed to
-    its own first and last bound. Either way a visit ending before the earliest
+    ``visits_by_venue``; or, for many ranges, ``venue_id IN (...)`` per day, narrowed to the exact
+    ranges here. Either way a visit ending before the earliest
     ``a.t_in - window`` of its venue cannot meet any span there and is dropped by the server.
     """
     if not spans:
@@ -111,23 +116,25 @@ def venue_visits(db: Database, spans: Sequence[VisitRow], window: int, max_stay:
         by_venue.setdefault(venue, []).append((lo, hi))
     names = list(by_venue)
     # A range's lo is min(a.t_in) - window - max_stay of the spans merged into it.
-    params: dict[str, Any] = {"names": names, "ends": [by_venue[v][0][0] + max_stay for v in names]}
+    params: dict[str, Any] = {
+        "venues": tuple(names),
+        "names": names,
+        "ends": [by_venue[v][0][0] + max_stay for v in names],
+    }
     having = "latest_out >= transform(venue_id, %(names)s, %(ends)s, toUInt32(0))"
     if len(ranges) <= MAX_OR_RANGES:
         clauses = []
         for i, (venue, lo, hi) in enumerate(ranges):
             clauses.append(f"(venue_id = %(v{i})s AND t_in >= %(lo{i})s AND t_in <= %(hi{i})s)")
             params.update({f"v{i}": venue, f"lo{i}": ts(lo), f"hi{i}": ts(hi)})
-        sql = LATEST.format(table="visits_by_venue", where="(" + " OR ".join(clauses) + ")", having=having)
+        where = "(" + " OR ".join(clauses) + ")"
+        sql = LATEST.format(table="visits_by_venue", prewhere=VENUE_PREWHERE, where=where, having=having)
         return _rows(db.execute(sql, params))
     clauses, day_params = _venue_days(ranges)
-    where = (
-        "(" + " OR ".join(clauses) + ")"
-        " AND toUInt32(t_in) >= transform(venue_id, %(names)s, %(los)s, toUInt32(0))"
-        " AND toUInt32(t_in) <= transform(venue_id, %(names)s, %(his)s, toUInt32(0))"
-    )
-    params.update(day_params, los=[by_venue[v][0][0] for v in names], his=[by_venue[v][-1][1] for v in names])
-    rows = _rows(db.execute(LATEST.format(table="visits_by_venue", where=where, having=having), params))
+    params.update(day_params)
+    where = "(" + " OR ".join(clauses) + ")"
+    sql = LATEST.format(table="visits_by_venue", prewhere=VENUE_PREWHERE, where=where, having=having)
+    rows = _rows(db.execute(sql, params))
     return [v for v in rows if any(lo <= v.t_in <= hi for lo, hi in by_venue[v.venue_id])]
 
 

@@ -129,3 +129,13 @@ def test_many_ranges_read_as_one_venue_set_with_the_same_answer(any_db: Database
     one_by_one = [v for s in spans for v in queries.venue_visits(any_db, [s], H, 24 * H)]
     assert sorted(together, key=str) == sorted(one_by_one, key=str)
     assert {v.person_id for v in together} == {f"{prefix}x"} and len(together) == len(spans)
+
+
+def test_a_read_naming_ten_thousand_venues_is_accepted(any_db: Database) -> None:
+    """Parameters are statement text: a large depth-2 read is far past ClickHouse's default 256 KiB."""
+    prefix = f"k{uuid.uuid4().hex[:6]}-"
+    spans = [queries.VisitRow(f"c{i}", f"{prefix}case", f"{prefix}venue-{i:05d}", T0, T0 + H) for i in range(10_000)]
+    insert_visits(any_db, [RefVisit(f"{prefix}b", f"{prefix}x", f"{prefix}venue-09999", T0 + H, T0 + 2 * H)])
+    assert [v.person_id for v in queries.venue_visits(any_db, spans, H, 24 * H)] == [f"{prefix}x"]
+    persons = [f"{prefix}p{i:05d}" for i in range(20_000)] + [f"{prefix}x"]
+    assert [v.visit_id for v in queries.person_visits(any_db, persons, T0, T0 + H, 24 * H)] == [f"{prefix}b"]
