@@ -152,12 +152,21 @@ def venues(db: Database, venue_ids: Iterable[str]) -> dict[str, dict[str, str]]:
     }
 
 
+def _venue_column(db: Database, venue_ids: Iterable[str], column: str) -> dict[str, str]:
+    """venue_id -> one column: half the read of :func:`venues` (venues are random 8192-row granules)."""
+    ids = tuple(sorted(set(venue_ids)))
+    if not ids:
+        return {}
+    rows = db.execute(f"SELECT venue_id, {column} FROM venues FINAL WHERE venue_id IN %(ids)s", {"ids": ids})
+    return {str(v): str(value) for v, value in rows}
+
+
 def venue_wards(db: Database, venue_ids: Iterable[str]) -> dict[str, str]:
-    return {v: info["ward_code"] for v, info in venues(db, venue_ids).items()}
+    return _venue_column(db, venue_ids, "ward_code")
 
 
 def venue_categories(db: Database, venue_ids: Iterable[str]) -> dict[str, str]:
-    return {v: info["category"] for v, info in venues(db, venue_ids).items()}
+    return _venue_column(db, venue_ids, "category")
 
 
 PERSONAL_FIELDS = ("full_name", "birth_date", "sex", "address")
