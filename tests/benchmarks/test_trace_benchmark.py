@@ -366,9 +366,13 @@ def inproc_call(conn: Any, reads: Any, persons: list[str], depth: int) -> Callab
     return call
 
 
+def _ms(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
 def _row(label: str, times: list[float], extra: str = "") -> str:
     p50, p95, p99 = percentiles(times)
-    return f"| {label} | {len(times)} | {p50:.0f} | {p95:.0f} | {p99:.0f} | {max(times):.0f} | {extra} |"
+    return f"| {label} | {len(times)} | {_ms(p50)} | {_ms(p95)} | {_ms(p99)} | {_ms(max(times))} | {extra} |"
 
 
 @pytest.mark.benchmark
