@@ -444,6 +444,9 @@ def test_trace_latency_clickhouse_vs_postgres() -> None:
                 if key in results:
                     times, counts = results[key]
                     lines.append(_row(labels[key], times, f"{statistics.mean(counts):.0f}"))
+            load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+            lines.append(f"\nMachine load average (1 / 5 / 15 min) after these runs: {load} (2 cores: above 2, "
+                         "processes waited for a core).")
             for depth in (1, 2) if with_pg else ():
                 ratio = percentiles(results[f"pg{depth}"][0])[1] / percentiles(results[f"ch{depth}"][0])[1]
                 lines.append("\nClickHouse speed-up over PostgreSQL at p95 (in-process, same algorithm), "
