@@ -450,7 +450,7 @@ def test_trace_latency_clickhouse_vs_postgres() -> None:
             for depth in (1, 2) if with_pg else ():
                 ratio = percentiles(results[f"pg{depth}"][0])[1] / percentiles(results[f"ch{depth}"][0])[1]
                 lines.append("\nClickHouse speed-up over PostgreSQL at p95 (in-process, same algorithm), "
-                             f"depth {depth}: {ratio:.1f}x (below 1: PostgreSQL is faster)")
+                             f"depth {depth}: {ratio:.2f}x (below 1: PostgreSQL is faster)")
             if city.visits >= 100_000_000:
                 aims = []
                 for depth, aim in ((1, 100), (2, 1000)):
