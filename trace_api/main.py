@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.settings = settings
     app.state.tokens = TokenStore(connect(settings))
+    # A depth-2 answer builds hundreds of thousands of small objects; the collector's default pace
+    # re-walked the whole heap of the service several times per answer (measured: a 21,600-contact
+    # answer built in 500 ms, 90 ms without collections). What exists at start-up is frozen out of
+    # every collection, and the youngest generation is collected every 50,000 allocations, not 700.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     yield
 
 

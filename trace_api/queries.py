@@ -2,9 +2,10 @@
 
 The tables are ReplacingMergeTree(version): until a merge, a visit may have several versions. The
 reads take every version in the key ranges (without FINAL, which on 18.16 merges in one stream and
-cost ~5x the read) and keep the highest version of each visit here, then drop deleted ones. Only
-sorting-key columns (identical in every version) are filtered in SQL; ``t_out`` and ``deleted`` are
-decided on the latest version.
+cost ~5x the read), let the server keep the highest version of each visit (``argMax`` grouped by
+the visit's sorting key, identical in every version), and only then filter on ``deleted`` and
+``t_out``: a filter on a non-key column before that could drop a visit's latest version and keep an
+older one. ``WHERE`` holds sorting-key columns only.
 ``visits`` is sorted by (person_id, t_in): a person's visits are one key range. ``visits_by_venue``
 is sorted by (venue_id, t_in): the co-visitors of a venue around a time are one key range.
 """
@@ -22,7 +23,15 @@ UNKNOWN_TABLE = 60
 
 
 # Times as epoch seconds straight from the server: no datetime objects per row on the client.
-COLUMNS = "visit_id, person_id, venue_id, toUInt32(t_in), toUInt32(t_out), version, deleted"
+LATEST = (
+    "SELECT visit_id, person_id, venue_id, toUInt32(t_in), toUInt32(argMax(t_out, version)) AS latest_out "
+    "FROM {table} {prewhere}WHERE {where} GROUP BY visit_id, person_id, venue_id, t_in "
+    "HAVING argMax(deleted, version) = 0 AND {having}"
+)
+# Key ranges select whole granules: most rows read belong to other venues. One set look-up per row in
+# PREWHERE drops them before the (dearer) range conditions and the rest of the columns are looked at;
+# the range conditions stay in WHERE, where the primary-key analysis reads them.
+VENUE_PREWHERE = "PREWHERE venue_id IN %(venues)s "
 
 
 def ts(seconds: int) -> datetime:
@@ -30,27 +39,21 @@ def ts(seconds: int) -> datetime:
 
 
 def _rows(result: Iterable[tuple[Any, ...]]) -> list[VisitRow]:
-    """The latest version of each visit (as FINAL would merge them), deleted ones dropped."""
-    latest: dict[tuple[str, str, str, int], tuple[Any, ...]] = {}
-    for row in result:
-        key = (row[0], row[1], row[2], row[3])
-        old = latest.get(key)
-        if old is None or row[5] >= old[5]:
-            latest[key] = row
-    return [VisitRow(vid, pid, ven, t_in, t_out) for vid, pid, ven, t_in, t_out, _, deleted in latest.values()
-            if not deleted]
+    return [VisitRow(*row) for row in result]
 
 
 def person_visits(db: Database, persons: Sequence[str], start: int, end: int, max_stay: int) -> list[VisitRow]:
     """Visits of ``persons`` that may overlap ``[start, end]`` (a visit lasts at most ``max_stay`` s)."""
     if not persons:
         return []
-    rows = db.execute(
-        f"SELECT {COLUMNS} FROM visits "
-        "WHERE person_id IN %(persons)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
-        {"persons": tuple(persons), "lo": ts(start - max_stay), "hi": ts(end)},
+    sql = LATEST.format(
+        table="visits",
+        prewhere="",
+        where="person_id IN %(persons)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
+        having="latest_out >= %(start)s",
     )
-    return [v for v in _rows(rows) if v.t_out >= start]
+    params = {"persons": tuple(persons), "lo": ts(start - max_stay), "hi": ts(end), "start": start}
+    return _rows(db.execute(sql, params))
 
 
 def venue_ranges(spans: Sequence[VisitRow], window: int, max_stay: int) -> list[tuple[str, int, int]]:
@@ -73,36 +76,65 @@ def venue_ranges(spans: Sequence[VisitRow], window: int, max_stay: int) -> list[
 
 
 # Past this many (venue, time) ranges one OR of ranges costs more in primary-key analysis than it saves
-# (18.16 evaluates the whole OR per index mark: 1,000 ranges took seconds); one ``venue_id IN set``
-# read over the overall time span, narrowed exactly here, stays a key read and takes milliseconds.
+# (18.16 evaluates the whole OR per index mark: 1,000 ranges took seconds). Then the read is one
+# ``venue_id IN set`` per day (the tables' daily partitions): the key analysis stays a few set
+# look-ups, and a venue is read only in the days its ranges touch (a range spans about a day and a
+# half, the whole read four or five days); it is narrowed to the exact ranges here.
 MAX_OR_RANGES = 64
+DAY = 86400
+
+
+def _venue_days(ranges: Sequence[tuple[str, int, int]]) -> tuple[list[str], dict[str, Any]]:
+    """Per UTC day (one partition), ``venue_id IN`` the venues whose ranges touch it, within their span."""
+    days: dict[int, tuple[set[str], int, int]] = {}
+    for venue, lo, hi in ranges:
+        for day in range(lo // DAY, hi // DAY + 1):
+            venues, d_lo, d_hi = days.get(day, (set(), hi, lo))
+            venues.add(venue)
+            days[day] = (venues, min(d_lo, max(lo, day * DAY)), max(d_hi, min(hi, day * DAY + DAY - 1)))
+    clauses, params = [], {}
+    for i, day in enumerate(sorted(days)):
+        venues, lo, hi = days[day]
+        clauses.append(f"(venue_id IN %(d{i})s AND t_in >= %(dlo{i})s AND t_in <= %(dhi{i})s)")
+        params.update({f"d{i}": tuple(sorted(venues)), f"dlo{i}": ts(lo), f"dhi{i}": ts(hi)})
+    return clauses, params
 
 
 def venue_visits(db: Database, spans: Sequence[VisitRow], window: int, max_stay: int) -> list[VisitRow]:
     """Everyone's visits at the venues of ``spans`` that may meet them within ``window`` seconds.
 
     One query for all spans: an OR of (venue_id, t_in range) conditions, each a primary-key range of
-    ``visits_by_venue``; or, for many ranges, ``venue_id IN (...)`` within the overall time span.
+    ``visits_by_venue``; or, for many ranges, ``venue_id IN (...)`` per day, narrowed to the exact
+    ranges here. Either way a visit ending before the earliest
+    ``a.t_in - window`` of its venue cannot meet any span there and is dropped by the server.
     """
     if not spans:
         return []
     ranges = venue_ranges(spans, window, max_stay)
-    select = f"SELECT {COLUMNS} FROM visits_by_venue WHERE "
-    if len(ranges) <= MAX_OR_RANGES:
-        clauses, params = [], {}
-        for i, (venue, lo, hi) in enumerate(ranges):
-            clauses.append(f"(venue_id = %(v{i})s AND t_in >= %(lo{i})s AND t_in <= %(hi{i})s)")
-            params.update({f"v{i}": venue, f"lo{i}": ts(lo), f"hi{i}": ts(hi)})
-        return _rows(db.execute(select + " OR ".join(clauses), params))
     by_venue: dict[str, list[tuple[int, int]]] = {}
     for venue, lo, hi in ranges:
         by_venue.setdefault(venue, []).append((lo, hi))
-    rows = _rows(
-        db.execute(
-            select + "venue_id IN %(venues)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
-            {"venues": tuple(by_venue), "lo": ts(min(r[1] for r in ranges)), "hi": ts(max(r[2] for r in ranges))},
-        )
-    )
+    names = list(by_venue)
+    # A range's lo is min(a.t_in) - window - max_stay of the spans merged into it.
+    params: dict[str, Any] = {
+        "venues": tuple(names),
+        "names": names,
+        "ends": [by_venue[v][0][0] + max_stay for v in names],
+    }
+    having = "latest_out >= transform(venue_id, %(names)s, %(ends)s, toUInt32(0))"
+    if len(ranges) <= MAX_OR_RANGES:
+        clauses = []
+        for i, (venue, lo, hi) in enumerate(ranges):
+            clauses.append(f"(venue_id = %(v{i})s AND t_in >= %(lo{i})s AND t_in <= %(hi{i})s)")
+            params.update({f"v{i}": venue, f"lo{i}": ts(lo), f"hi{i}": ts(hi)})
+        where = "(" + " OR ".join(clauses) + ")"
+        sql = LATEST.format(table="visits_by_venue", prewhere=VENUE_PREWHERE, where=where, having=having)
+        return _rows(db.execute(sql, params))
+    clauses, day_params = _venue_days(ranges)
+    params.update(day_params)
+    where = "(" + " OR ".join(clauses) + ")"
+    sql = LATEST.format(table="visits_by_venue", prewhere=VENUE_PREWHERE, where=where, having=having)
+    rows = _rows(db.execute(sql, params))
     return [v for v in rows if any(lo <= v.t_in <= hi for lo, hi in by_venue[v.venue_id])]
 
 
@@ -120,12 +152,21 @@ def venues(db: Database, venue_ids: Iterable[str]) -> dict[str, dict[str, str]]:
     }
 
 
+def _venue_column(db: Database, venue_ids: Iterable[str], column: str) -> dict[str, str]:
+    """venue_id -> one column: half the read of :func:`venues` (venues are random 8192-row granules)."""
+    ids = tuple(sorted(set(venue_ids)))
+    if not ids:
+        return {}
+    rows = db.execute(f"SELECT venue_id, {column} FROM venues FINAL WHERE venue_id IN %(ids)s", {"ids": ids})
+    return {str(v): str(value) for v, value in rows}
+
+
 def venue_wards(db: Database, venue_ids: Iterable[str]) -> dict[str, str]:
-    return {v: info["ward_code"] for v, info in venues(db, venue_ids).items()}
+    return _venue_column(db, venue_ids, "ward_code")
 
 
 def venue_categories(db: Database, venue_ids: Iterable[str]) -> dict[str, str]:
-    return {v: info["category"] for v, info in venues(db, venue_ids).items()}
+    return _venue_column(db, venue_ids, "category")
 
 
 PERSONAL_FIELDS = ("full_name", "birth_date", "sex", "address")

@@ -11,10 +11,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import ORJSONResponse, Response
 
 import trace_api.alerting as alerting  # issue 6 (alerts)
-from trace_api import audit, export, queries
+from trace_api import audit, deps, export, queries
 from trace_api.config import TraceSettings
 from trace_api.contacts import Contact, TraceParams, trace
-from trace_api.deps import get_db
 from trace_api.models import (
     CaseCreate,
     CaseCreated,
@@ -56,7 +55,7 @@ def load_case(db: Database, case_id: str) -> tuple[str, int, int]:
 def create_case(
     body: CaseCreate,
     request: Request,
-    db: Database = Depends(get_db),
+    db: Database = Depends(deps.get_db),
     principal: Principal = Depends(require(Role.epidemiologist)),
 ) -> CaseCreated:
     """Register a positive case with its infectious period."""
@@ -108,10 +107,21 @@ def trace_params(
     )
 
 
-def contact_wards(db: Database, contacts: list[Contact]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """Each contact's ward: residence ward where known (restricted store), else its first exposure venue's."""
-    details = queries.person_details(db, [c.person_id for c in contacts])
-    venue_wards = queries.venue_wards(db, {c.exposures[0].venue_id for c in contacts})
+def contact_wards(
+    db: Database, contacts: list[Contact], settings: TraceSettings | None = None
+) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """Each contact's ward: residence ward where known (restricted store), else its first exposure venue's.
+
+    :param settings: if given, the two look-ups run at the same time (the second on its own client).
+    """
+    persons = [c.person_id for c in contacts]
+    if settings is not None and contacts:
+        pending = deps.in_background(settings, lambda side: queries.person_details(side, persons))
+        venue_wards = queries.venue_wards(db, {c.exposures[0].venue_id for c in contacts})
+        details = pending.result()
+    else:
+        details = queries.person_details(db, persons)
+        venue_wards = queries.venue_wards(db, {c.exposures[0].venue_id for c in contacts})
     wards = {}
     for c in contacts:
         residence = details.get(c.person_id, {}).get("residence_ward_code", "")
@@ -162,13 +172,23 @@ def _csv(db: Database, case_id: str, contacts: list[dict[str, Any]], personal: b
     return export.to_csv(CSV_HEADER + (PERSONAL_HEADER if personal else []), rows)
 
 
+@lru_cache(maxsize=4096)
+def _iso_day(day: int) -> str:
+    return datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%dT")
+
+
 @lru_cache(maxsize=65536)
-def _iso_s(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def iso_seconds(seconds: int) -> str:
+    """RFC 3339 UTC to the second, built from a cached day: a large trace has ~100,000 distinct times."""
+    day, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{_iso_day(day)}{hours:02d}:{minutes:02d}:{secs:02d}Z"
 
 
 def _contact(c: Contact, ward: str, personal: dict[str, str] | None) -> dict[str, Any]:
     """A ContactOut as plain data: large traces skip per-object validation (the schema test checks the shape)."""
+    iso = iso_seconds
     return {
         "person_id": c.person_id,
         "generation": c.generation,
@@ -177,8 +197,8 @@ def _contact(c: Contact, ward: str, personal: dict[str, str] | None) -> dict[str
         "exposures": [
             {
                 "venue_id": e.venue_id,
-                "case_visit": {"t_in": _iso_s(e.case_visit.t_in), "t_out": _iso_s(e.case_visit.t_out)},
-                "contact_visit": {"t_in": _iso_s(e.contact_visit.t_in), "t_out": _iso_s(e.contact_visit.t_out)},
+                "case_visit": {"t_in": iso(e.case_visit.t_in), "t_out": iso(e.case_visit.t_out)},
+                "contact_visit": {"t_in": iso(e.contact_visit.t_in), "t_out": iso(e.contact_visit.t_out)},
                 "overlap_minutes": round(e.overlap_seconds / 60, 2),
             }
             for e in c.exposures
@@ -207,7 +227,7 @@ def get_contacts(
     include: Literal["personal"] | None = Query(None, description="personal: add personal details"),
     format: Literal["json", "csv"] = Query("json"),  # noqa: A002 - the contract's parameter name
     reason: str = Reason,
-    db: Database = Depends(get_db),
+    db: Database = Depends(deps.get_db),
     principal: Principal = Depends(require(*TRACERS)),
 ) -> ContactsPage | Response:
     """Everyone co-located with the case (F1) and, with depth=2, their contacts (F2)."""
@@ -215,8 +235,32 @@ def get_contacts(
     person, start, end = load_case(db, case_id)
     params = trace_params(settings, depth, window_minutes, min_overlap_minutes)
     contacts = trace(db, person_id=person, start=start, end=end, params=params).contacts
-    wards, details = contact_wards(db, contacts)
+    window_out = params.window // 60
+    min_overlap_out = params.min_overlap // 60
     personal = include == "personal"
+
+    def record_trace(audit_db: Database, count: int) -> None:
+        audit.record(
+            audit_db,
+            principal,
+            audit.CASE_EXPORT if format == "csv" else audit.CASE_TRACE,
+            case_id=case_id,
+            params={
+                "depth": depth,
+                "window_minutes": window_out,
+                "min_overlap_minutes": min_overlap_out,
+                "include": include or "",
+                "format": format,
+            },
+            result_count=count,
+            reason=reason,
+        )
+
+    # Every role but health_center gets every contact, so the count is known now: the audit entry is
+    # written while the wards are looked up, and waited for before anything is answered.
+    scoped = principal.role == Role.health_center
+    audited = None if scoped else deps.in_background(settings, lambda side: record_trace(side, len(contacts)))
+    wards, details = contact_wards(db, contacts, settings)
     out: list[dict[str, Any]] = []
     read: list[str] = []
     for c in contacts:
@@ -229,23 +273,10 @@ def get_contacts(
             shown = {k: found[k] for k in PersonalDetails.model_fields}
             read.append(c.person_id)
         out.append(_contact(c, ward, shown))
-    window_out = params.window // 60
-    min_overlap_out = params.min_overlap // 60
-    audit.record(
-        db,
-        principal,
-        audit.CASE_EXPORT if format == "csv" else audit.CASE_TRACE,
-        case_id=case_id,
-        params={
-            "depth": depth,
-            "window_minutes": window_out,
-            "min_overlap_minutes": min_overlap_out,
-            "include": include or "",
-            "format": format,
-        },
-        result_count=len(out),
-        reason=reason,
-    )
+    if audited is None:
+        record_trace(db, len(out))
+    else:
+        audited.result()  # re-raises a failed insert: no answer without its audit entry
     if personal:
         audit.record(
             db,
@@ -265,7 +296,7 @@ def get_contacts(
     page = {
         "case_id": case_id,
         "params": {"depth": depth, "window_minutes": window_out, "min_overlap_minutes": min_overlap_out,
-                   "infectious_from": _iso_s(start), "infectious_to": _iso_s(end)},
+                   "infectious_from": iso_seconds(start), "infectious_to": iso_seconds(end)},
         "contacts": out,
     }
     return ORJSONResponse(page)
@@ -277,7 +308,7 @@ def get_exposure_sites(
     request: Request,
     window_minutes: int | None = Query(None, ge=0, le=24 * 60),
     reason: str = Reason,
-    db: Database = Depends(get_db),
+    db: Database = Depends(deps.get_db),
     principal: Principal = Depends(require(*TRACERS)),
 ) -> ExposureSitesPage:
     """Venues the case visited while infectious, with the time spans to publish (stay widened by W)."""

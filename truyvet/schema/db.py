@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
 
+# Parameters are rendered into the statement, so a large IN list or array is statement text: a
+# depth-2 trace names thousands of persons and venues, past the server's default 256 KiB.
+MAX_QUERY_SIZE = 64 * 1024 * 1024
+
 
 class DatabaseError(TruyvetError):
     """A ClickHouse statement failed; ``code`` is ClickHouse's error code where known."""
@@ -81,7 +85,7 @@ class DriverDatabase:
             password=password,
             connect_timeout=connect_timeout,
             send_receive_timeout=send_receive_timeout,
-            settings={"use_numpy": False},
+            settings={"use_numpy": False, "max_query_size": MAX_QUERY_SIZE},
         )
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
@@ -114,6 +118,7 @@ class ChdbDatabase:
 
         self.name = database
         self._session = session.Session(path) if path else session.Session()
+        self._session.query(f"SET max_query_size = {MAX_QUERY_SIZE}")
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {database}")
         self._session.query(f"USE {database}")
 
