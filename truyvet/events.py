@@ -7,6 +7,7 @@ to the second).
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -135,12 +136,23 @@ class Visit(BaseModel):
     deleted: bool = False
 
 
+# A 9- or 12-digit run standing alone (old CMND / CCCD number), and a chip card's QR text in JSON.
+_ID_NUMBER = re.compile(r"(?<![\w-])\d{9}(?:\d{3})?(?![\w-])")
+_CCCD_FIELD = re.compile(r'("cccd_qr"\s*:\s*)"(?:[^"\\]|\\.)*"')
+
+
+def redact_identity(text: str) -> str:
+    """``text`` without ID card numbers or chip-card QR payloads (dead letters keep everything else)."""
+    return _ID_NUMBER.sub("[id number removed]", _CCCD_FIELD.sub(r'\1"[removed]"', text))
+
+
 class DeadLetter(BaseModel):
-    """What the dead-letter topics hold: the original bytes, why, and where they came from."""
+    """What the dead-letter topics hold: the original bytes (ID numbers and card payloads removed: a
+    client writing straight to Kafka must not leave them on a topic kept 90 days), why, and where from."""
 
     reason: str
     error_code: str
-    raw: str
+    raw: Annotated[str, AfterValidator(redact_identity)]
     topic: str = ""
     partition: int = -1
     offset: int = -1

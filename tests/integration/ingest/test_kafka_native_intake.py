@@ -13,6 +13,7 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from truyvet.auth import Role
+from truyvet.events import redact_identity
 
 
 def _kcat(settings, lines: list[bytes]) -> None:
@@ -40,6 +41,9 @@ def test_kcat_scans_become_visits_and_invalid_ones_reach_the_dlq(services, token
         "future": scan(f"f{marker[:8]}", scanned_at="2099-01-01T00:00:00Z"),
         "missing person": orjson.dumps({"scan_id": str(uuid.uuid4()), "scanned_at": at, "venue_id": venue,
                                         "note": marker}),
+        # A raw CCCD number as person id, and the card's QR text, straight to Kafka: refused, and the
+        # dead letter keeps neither.
+        "raw id number": scan("001099012345", note=marker[:8], cccd_qr=f"001099012345||Lý Thị {marker[:8]}|x"),
     }
     _kcat(services.settings, [keyed.encode() + b"|" + scan(keyed)] + [b"junk|" + v for v in bad.values()])
     # no key at all (-K without the delimiter on the line is not possible: send a separate unkeyed batch)
@@ -70,11 +74,14 @@ def test_kcat_scans_become_visits_and_invalid_ones_reach_the_dlq(services, token
                     letter = orjson.loads(rec.value)
                     raw = str(letter["raw"])
                     if marker[:8] in raw:
-                        name = next(k for k, v in bad.items() if v.decode() == raw)
+                        name = next(k for k, v in bad.items() if redact_identity(v.decode()) == raw)
                         dead[name] = letter
     finally:
         consumer.close()
     assert set(dead) == set(bad)
+    assert "001099012345" not in orjson.dumps(dead["raw id number"]).decode()
+    assert "Lý Thị" not in str(dead["raw id number"]["raw"])
+    assert "raw ID card number" in str(dead["raw id number"]["reason"])
     assert "unknown venue" in str(dead["unknown venue"]["reason"])
     assert "future" in str(dead["future"]["reason"])
     assert "person_id" in str(dead["missing person"]["reason"])
