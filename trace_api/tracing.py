@@ -95,10 +95,16 @@ def matches(
         t_ins = starts[b.venue_id]
         lo = 0 if max_visit is None else bisect_left(t_ins, b.t_in - w - max_visit)
         hi = bisect_right(t_ins, b.t_out + w)
-        for a in here[lo:hi]:
-            hit = exposure(a, b, window=w, min_overlap=min_overlap)
-            if hit is not None:
-                yield hit
+        b_in, b_out = b.t_in, b.t_out
+        for i in range(lo, hi):  # exposure(a, b) inlined: this loop is most of a large trace's Python time
+            a = here[i]
+            a_in, a_out = a.t_in, a.t_out
+            if b_in > a_out + w or b_out < a_in - w:
+                continue
+            if (a_out + w if a_out + w < b_out else b_out) - (a_in - w if a_in - w > b_in else b_in) < min_overlap:
+                continue
+            overlap = (a_out if a_out < b_out else b_out) - (a_in if a_in > b_in else b_in)
+            yield Exposure(b.venue_id, a, b, overlap if overlap > 0 else 0)
 
 
 def exposures_of(
