@@ -193,96 +193,123 @@ async def build_visits(stream: faust.StreamT[bytes]) -> None:
     producer = app.producer._ensure_producer()
     changelog = person_scans.changelog_topic.get_topic_name()
     await producer.partitions_for(changelog)
-    while not app.should_stop:
-        chunks = await scans_handoff.take(settings.sink_batch_size, settings.sink_flush_seconds)
-        if not chunks:
-            continue
-        started = time.perf_counter()
-        n_records = sum(len(records) for _, records in chunks)
-        batch_next = await cursors.batch()
-        if batch_next is None:  # rebalancing or recovering: faust seeks back to the committed offsets after
-            cursors.skipped("not_ready", n_records)
-            continue
-        # The records to process, in fetch order (each partition's in offset order).
-        events = [message for tp, records in chunks for message in cursors.process_run(batch_next, tp, records)]
-        rows: list[tuple[object, ...]] = []
-        now = int(time.time())
-        states: dict[bytes, PersonState] = {}
-        pending: list[asyncio.Future] = []  # dead letters, re-keyed copies, changelog: delivered before the ack
-        parsed = [parse_scan(message.value) for message in events]
-        if not await _lookup_venues({p.scan.venue_id for p in parsed if type(p) is ParsedScan}):
-            return  # stopping while ClickHouse is away: nothing acknowledged, the batch is redelivered
-        groups: dict[bytes, list[tuple[int, Scan]]] = {}  # one person's records: one partition, offset order
-        consumed = rekeyed = 0
-        for message, scan in zip(events, parsed, strict=True):
-            checked, reason, code = check(scan, now)
-            if checked is None:
-                consumed += 1
-                logger.info("dead-lettering scan at %s[%s]@%s: %s", message.topic, message.partition,
-                            message.offset, reason)
-                pending.append(await dlq_topic.send(key=message.key,
-                                                    value=dead_letter(message.value, reason, code, message)))
-            elif message.partition != home_partition(checked.person_id):
-                rekeyed += 1
-                pending.append(await scans_topic.send(key=checked.person_id.encode(), value=message.value))
-            else:
-                consumed += 1
-                groups.setdefault(checked.person_id.encode(), []).append((message.offset, checked.scan))
-        CONSUMED.inc(consumed)
-        REKEYED.inc(rekeyed)
-        loaded = []  # states read from the table's bytes (not kept from an earlier batch of this worker)
-        for key in groups:
-            states[key], fresh = _state_of(key)
-            if fresh:
-                loaded.append(states[key])
-        # Visits depend on the default stay of every venue in the touched people's state, not only of
-        # this batch's venues (after a restart the cache is empty); a state kept from an earlier batch
-        # only names venues looked up then (the venue cache keeps them).
-        if not await _lookup_venues({s.venue_id for state in loaded for s in state.scans.values()}):
-            return
-        window_dups = id_dups = rewound = 0
-        for key, records in groups.items():
-            person_id = key.decode()
-            for (offset, _), outcome in zip(records, apply_batch(states[key], records, rules), strict=True):
-                if outcome.duplicate == "window":
-                    window_dups += 1
-                elif outcome.duplicate:
-                    id_dups += 1
-                rewound += outcome.rewound
-                if outcome.upserts:
-                    rows += visit_rows(person_id, outcome.upserts, offset + 1, False, now)
-                if outcome.deletes:
-                    rows += visit_rows(person_id, outcome.deletes, offset + 1, True, now)
-        DUPLICATES.labels("window").inc(window_dups)
-        DUPLICATES.labels("scan_id").inc(id_dups)
-        REPLAYED.inc(rewound)
-        # One changelog record per person and batch, produced here in per-partition batches (faust's
-        # one-send-per-key path was a fifth of the worker) and confirmed before the ack. The partition
-        # is the one faust's partitioner would choose (use_partitioner: murmur2 of the key).
-        batches: dict[int, Any] = {}
-        for key, state in states.items():
-            value = state.to_bytes()
-            person_scans.data[key] = value  # the store only; the changelog record follows
-            _parsed[key] = (value, state)
-            partition = home_partition(key.decode())
-            batch = batches.get(partition)
-            if batch is None or batch.append(key=key, value=value, timestamp=None) is None:
-                if batch is not None:
-                    pending.append(await producer.send_batch(batch, changelog, partition=partition))
-                batch = batches[partition] = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
-        for partition, batch in batches.items():
-            pending.append(await producer.send_batch(batch, changelog, partition=partition))
+    # Pipelined: a batch's rows are written and its offsets committed by a task (one at a time, in
+    # batch order) while the agent already processes the next batch.
+    inflight: asyncio.Future[bool] | None = None
+    try:
+        while not app.should_stop:
+            chunks = await scans_handoff.take(settings.sink_batch_size, settings.sink_flush_seconds)
+            if not chunks:
+                continue
+            started = time.perf_counter()
+            n_records = sum(len(records) for _, records in chunks)
+            batch_next = await cursors.batch()
+            if batch_next is None:  # rebalancing or recovering: faust seeks back to the committed offsets after
+                cursors.skipped("not_ready", n_records)
+                continue
+            # The records to process, in fetch order (each partition's in offset order).
+            events = [message for tp, records in chunks for message in cursors.process_run(batch_next, tp, records)]
+            rows: list[tuple[object, ...]] = []
+            now = int(time.time())
+            states: dict[bytes, PersonState] = {}
+            pending: list[asyncio.Future] = []  # dead letters, re-keyed copies, changelog: delivered before the ack
+            parsed = [parse_scan(message.value) for message in events]
+            if not await _lookup_venues({p.scan.venue_id for p in parsed if type(p) is ParsedScan}):
+                return  # stopping while ClickHouse is away: nothing acknowledged, the batch is redelivered
+            groups: dict[bytes, list[tuple[int, Scan]]] = {}  # one person's records: one partition, offset order
+            consumed = rekeyed = 0
+            for message, scan in zip(events, parsed, strict=True):
+                checked, reason, code = check(scan, now)
+                if checked is None:
+                    consumed += 1
+                    logger.info("dead-lettering scan at %s[%s]@%s: %s", message.topic, message.partition,
+                                message.offset, reason)
+                    pending.append(await dlq_topic.send(key=message.key,
+                                                        value=dead_letter(message.value, reason, code, message)))
+                elif message.partition != home_partition(checked.person_id):
+                    rekeyed += 1
+                    pending.append(await scans_topic.send(key=checked.person_id.encode(), value=message.value))
+                else:
+                    consumed += 1
+                    groups.setdefault(checked.person_id.encode(), []).append((message.offset, checked.scan))
+            CONSUMED.inc(consumed)
+            REKEYED.inc(rekeyed)
+            loaded = []  # states read from the table's bytes (not kept from an earlier batch of this worker)
+            for key in groups:
+                states[key], fresh = _state_of(key)
+                if fresh:
+                    loaded.append(states[key])
+            # Visits depend on the default stay of every venue in the touched people's state, not only of
+            # this batch's venues (after a restart the cache is empty); a state kept from an earlier batch
+            # only names venues looked up then (the venue cache keeps them).
+            if not await _lookup_venues({s.venue_id for state in loaded for s in state.scans.values()}):
+                return
+            window_dups = id_dups = rewound = 0
+            for key, records in groups.items():
+                person_id = key.decode()
+                for (offset, _), outcome in zip(records, apply_batch(states[key], records, rules), strict=True):
+                    if outcome.duplicate == "window":
+                        window_dups += 1
+                    elif outcome.duplicate:
+                        id_dups += 1
+                    rewound += outcome.rewound
+                    if outcome.upserts:
+                        rows += visit_rows(person_id, outcome.upserts, offset + 1, False, now)
+                    if outcome.deletes:
+                        rows += visit_rows(person_id, outcome.deletes, offset + 1, True, now)
+            DUPLICATES.labels("window").inc(window_dups)
+            DUPLICATES.labels("scan_id").inc(id_dups)
+            REPLAYED.inc(rewound)
+            # One changelog record per person and batch, produced here in per-partition batches (faust's
+            # one-send-per-key path was a fifth of the worker) and confirmed before the ack. The partition
+            # is the one faust's partitioner would choose (use_partitioner: murmur2 of the key).
+            batches: dict[int, Any] = {}
+            for key, state in states.items():
+                value = state.to_bytes()
+                person_scans.data[key] = value  # the store only; the changelog record follows
+                _parsed[key] = (value, state)
+                partition = home_partition(key.decode())
+                batch = batches.get(partition)
+                if batch is None or batch.append(key=key, value=value, timestamp=None) is None:
+                    if batch is not None:
+                        pending.append(await producer.send_batch(batch, changelog, partition=partition))
+                    batch = batches[partition] = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            for partition, batch in batches.items():
+                pending.append(await producer.send_batch(batch, changelog, partition=partition))
+            # The next batch continues from this one's cursors; they are committed once it is written.
+            offsets = cursors.advance(batch_next)
+            if inflight is not None and not await inflight:
+                return  # stopping: nothing more acknowledged, the rest is redelivered
+            inflight = asyncio.ensure_future(_finish_batch(rows, pending, offsets, started, n_records))
+    finally:
+        if inflight is not None and not inflight.done():
+            inflight.cancel()  # stopping: its offsets stay uncommitted, the batch is redelivered
+
+
+async def _finish_batch(rows: list[tuple[object, ...]], pending: list[asyncio.Future], offsets: dict[Any, int],
+                        started: float, n_records: int) -> bool:
+    """Write a processed batch, then commit its offsets; False if the worker stopped meanwhile.
+
+    Its cursors already moved on (the next batch is processed meanwhile): if the batch is not
+    written, they are dropped, so the next batch starts again from the committed offsets.
+    """
+    try:
         written = await asyncio.get_running_loop().run_in_executor(
             None, lambda batch=rows: sink.write(batch, should_stop=lambda: app.should_stop))
         if not written:
-            return  # stopping: nothing acknowledged, the batch is redelivered
+            cursors.invalidate()
+            return False  # stopping: nothing acknowledged, the batch is redelivered
         await alerts.visits_written(rows)  # issue 6 (alerts): written visits -> exposure matching
         if pending:
             await asyncio.gather(*pending)
-        await cursors.commit(batch_next)
-        BATCH_LATENCY.observe(time.perf_counter() - started)
-        BATCH_SCANS.observe(n_records)
+    except BaseException:
+        cursors.invalidate()
+        raise
+    await cursors.commit_offsets(offsets)
+    BATCH_LATENCY.observe(time.perf_counter() - started)
+    BATCH_SCANS.observe(n_records)
+    return True
 
 
 @app.timer(1.0)

@@ -177,9 +177,17 @@ class IntakeCursors(Cursors):
 
     async def commit(self, batch_next: dict[TP, int]) -> None:
         """Keep the batch's cursors and commit those that moved (faust flushes its producer first)."""
-        offsets = self.advance(batch_next)
+        await self.commit_offsets(self.advance(batch_next))
+
+    async def commit_offsets(self, offsets: dict[TP, int]) -> None:
+        """Commit offsets returned by :meth:`advance` once everything before them is stored."""
         if offsets and await self.app.consumer._commit_offsets(offsets):
             self.committed_to(offsets)
+
+    def invalidate(self) -> None:
+        """Forget the cursors (a batch they moved past was not stored): the next :meth:`batch` starts
+        every partition again from the committed offsets, as after a rebalance."""
+        self.generation = None
 
     # -- record by record (an agent iterating ``stream.events()``, e.g. to write tables keyed by the event) --
     async def take(self, tp: TP, offset: int) -> bool:
