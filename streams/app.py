@@ -1,15 +1,17 @@
 """The faust worker: ``scans`` → visits → ClickHouse, in one agent and one Kafka hop.
 
-``build_visits`` reads the public ``scans`` topic in batches. Each record is checked (schema, time,
-known venue); what fails goes to the dead-letter topic with its reason. A valid scan must sit on its
-person's partition (murmur2 of the person id, as HTTP ingest and any default-partitioned producer
-keying by person put it); one that does not (unkeyed or keyed otherwise, e.g. from kcat) is produced
-again to ``scans`` keyed by its person and handled when that copy arrives. So all of one person's
-scans are processed from one partition in offset order, the person's recent scans live in a
-changelog-backed table on that partition, and each scan turns into visit changes versioned by its
-offset (streams/processor.py). Rows go to ClickHouse in batches; the scans are acknowledged only
-after ClickHouse accepted the batch (and the dead letters and re-keyed copies were delivered), so a
-crash at any point replays from the last committed offset and rewrites identical rows.
+``build_visits`` reads the public ``scans`` topic in batches: the consumer hands it the fetched
+records in per-partition lists (streams/draining.py ``Handoff``), not through faust's stream. Each
+record is checked (schema, time, known venue); what fails goes to the dead-letter topic with its
+reason. A valid scan must sit on its person's partition (murmur2 of the person id, as HTTP ingest
+and any default-partitioned producer keying by person put it); one that does not (unkeyed or keyed
+otherwise, e.g. from kcat) is produced again to ``scans`` keyed by its person and handled when that
+copy arrives. So all of one person's scans are processed from one partition in offset order, the
+person's recent scans live in a changelog-backed table on that partition, and each scan turns into
+visit changes versioned by its offset (streams/processor.py). Rows go to ClickHouse in batches; the
+scans are acknowledged only after ClickHouse accepted the batch (and the dead letters and re-keyed
+copies were delivered), so a crash at any point replays from the last committed offset and rewrites
+identical rows.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from kafka.partitioner.default import murmur2
 from prometheus_client import Counter, Gauge, Histogram
 
 from streams import draining
-from streams.batching import noack_take
 from streams.config import get_settings
 from streams.intake import ParsedScan, Rejected, parse_scan
 from streams.offsets import IntakeCursors
@@ -60,10 +61,21 @@ ASSIGNED = Gauge("truyvet_streams_assigned_partitions", "Intake partitions this 
 LAG = Gauge("truyvet_streams_consumer_lag", "Records not yet consumed", ["topic", "partition"])
 
 class WorkerApp(faust.App):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Topics whose fetched records skip faust's stream and go to an agent in lists (streams/draining.py).
+        self.handoffs: dict[str, draining.Handoff] = {}
+
     def _new_transport(self) -> Any:
         transport = super()._new_transport()
-        transport.Consumer = draining.Consumer  # records handed to the stream without 4 tasks each
+        # records handed to streams without 4 tasks each, hand-off topics in lists
+        transport.Consumer = draining.Consumer
         return transport
+
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        for handoff in self.handoffs.values():
+            handoff.clear()  # the agents' cursors start again from the committed offsets
 
 
 app = WorkerApp(
@@ -109,6 +121,10 @@ class RawSchema(faust.Schema):
 # cursors (streams/offsets.py).
 scans_topic = app.topic(settings.topic(Topics.SCANS), schema=RawSchema(
     key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"), acks=False)
+# The consumer puts the fetched records of ``scans`` in lists on this hand-off, bypassing faust's
+# per-record Message/Event/stream path; build_visits takes them in batches (streams/draining.py).
+scans_handoff = app.handoffs[scans_topic.get_topic_name()] = draining.Handoff(
+    scans_topic.get_topic_name(), capacity=2 * settings.sink_batch_size)
 dlq_topic = app.topic(settings.topic(Topics.SCANS_DLQ), key_serializer="raw", value_serializer="raw")
 
 # Keys are person ids as raw bytes and the changelog is partitioned like ``scans`` by the
@@ -143,7 +159,8 @@ def home_partition(person_id: str) -> int:
     return (murmur2(person_id.encode()) & 0x7FFFFFFF) % settings.scans_partitions
 
 
-def dead_letter(raw: bytes, reason: str, code: str, message: faust.types.Message | None) -> bytes:
+def dead_letter(raw: bytes, reason: str, code: str, message: Any) -> bytes:
+    """The dead letter of a record (``message``: anything with topic, partition and offset, or None)."""
     DEAD_LETTERED.labels(code).inc()
     return DeadLetter(
         reason=reason, error_code=code, raw=raw.decode("utf-8", errors="replace"),
@@ -169,102 +186,134 @@ def check(parsed: ParsedScan | Rejected, now: int) -> tuple[ParsedScan | None, s
 
 @app.agent(scans_topic)
 async def build_visits(stream: faust.StreamT[bytes]) -> None:
+    # The agent subscribes faust's consumer to ``scans``, but its records never reach this stream:
+    # the consumer puts them on ``scans_handoff`` (aiokafka records, per partition lists).
     # use_partitioner makes the producer hash table keys itself, synchronously, from its metadata; on a
     # fresh cluster it has none for the new changelog topic yet and every table write would crash.
     producer = app.producer._ensure_producer()
     changelog = person_scans.changelog_topic.get_topic_name()
     await producer.partitions_for(changelog)
-    async for events in noack_take(stream, settings.sink_batch_size, within=settings.sink_flush_seconds):
-        started = time.perf_counter()
-        batch_next = await cursors.batch()
-        if batch_next is None:  # rebalancing or recovering: faust seeks back to the committed offsets after
-            cursors.skipped("not_ready", len(events))
-            for event in events:
-                await stream.ack(event)
-            continue
-        rows: list[tuple[object, ...]] = []
-        now = int(time.time())
-        states: dict[bytes, PersonState] = {}
-        pending: list[asyncio.Future] = []  # dead letters, re-keyed copies, changelog: delivered before the ack
-        parsed = [parse_scan(event.value) for event in events]
-        if not await _lookup_venues({p.scan.venue_id for p in parsed if type(p) is ParsedScan}):
-            return  # stopping while ClickHouse is away: nothing acknowledged, the batch is redelivered
-        groups: dict[bytes, list[tuple[int, Scan]]] = {}  # one person's records: one partition, offset order
-        consumed = rekeyed = 0
-        for event, scan in zip(events, parsed, strict=True):
-            message = event.message
-            if not cursors.process(batch_next, message.tp, message.offset):
+    # Pipelined: a batch's rows are written and its offsets committed by a task (one at a time, in
+    # batch order) while the agent already processes the next batch.
+    inflight: asyncio.Future[bool] | None = None
+    try:
+        while not app.should_stop:
+            chunks = await scans_handoff.take(settings.sink_batch_size, settings.sink_flush_seconds)
+            if not chunks:
+                if cursors.generation is None and cursors.next:
+                    # A failed write dropped the cursors and nothing new is arriving: start them (and
+                    # seek back to the committed offsets) now rather than at the next record.
+                    await cursors.batch()
                 continue
-            checked, reason, code = check(scan, now)
-            if checked is None:
-                consumed += 1
-                logger.info("dead-lettering scan at %s[%s]@%s: %s", message.topic, message.partition,
-                            message.offset, reason)
-                pending.append(await dlq_topic.send(key=event.key,
-                                                    value=dead_letter(event.value, reason, code, message)))
-            elif message.partition != home_partition(checked.person_id):
-                rekeyed += 1
-                pending.append(await scans_topic.send(key=checked.person_id.encode(), value=event.value))
-            else:
-                consumed += 1
-                groups.setdefault(checked.person_id.encode(), []).append((message.offset, checked.scan))
-        CONSUMED.inc(consumed)
-        REKEYED.inc(rekeyed)
-        loaded = []  # states read from the table's bytes (not kept from an earlier batch of this worker)
-        for key in groups:
-            states[key], fresh = _state_of(key)
-            if fresh:
-                loaded.append(states[key])
-        # Visits depend on the default stay of every venue in the touched people's state, not only of
-        # this batch's venues (after a restart the cache is empty); a state kept from an earlier batch
-        # only names venues looked up then (the venue cache keeps them).
-        if not await _lookup_venues({s.venue_id for state in loaded for s in state.scans.values()}):
-            return
-        window_dups = id_dups = rewound = 0
-        for key, records in groups.items():
-            person_id = key.decode()
-            for (offset, _), outcome in zip(records, apply_batch(states[key], records, rules), strict=True):
-                if outcome.duplicate == "window":
-                    window_dups += 1
-                elif outcome.duplicate:
-                    id_dups += 1
-                rewound += outcome.rewound
-                if outcome.upserts:
-                    rows += visit_rows(person_id, outcome.upserts, offset + 1, False, now)
-                if outcome.deletes:
-                    rows += visit_rows(person_id, outcome.deletes, offset + 1, True, now)
-        DUPLICATES.labels("window").inc(window_dups)
-        DUPLICATES.labels("scan_id").inc(id_dups)
-        REPLAYED.inc(rewound)
-        # One changelog record per person and batch, produced here in per-partition batches (faust's
-        # one-send-per-key path was a fifth of the worker) and confirmed before the ack. The partition
-        # is the one faust's partitioner would choose (use_partitioner: murmur2 of the key).
-        batches: dict[int, Any] = {}
-        for key, state in states.items():
-            value = state.to_bytes()
-            person_scans.data[key] = value  # the store only; the changelog record follows
-            _parsed[key] = (value, state)
-            partition = home_partition(key.decode())
-            batch = batches.get(partition)
-            if batch is None or batch.append(key=key, value=value, timestamp=None) is None:
-                if batch is not None:
-                    pending.append(await producer.send_batch(batch, changelog, partition=partition))
-                batch = batches[partition] = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
-        for partition, batch in batches.items():
-            pending.append(await producer.send_batch(batch, changelog, partition=partition))
+            started = time.perf_counter()
+            n_records = sum(len(records) for _, records in chunks)
+            batch_next = await cursors.batch()
+            if batch_next is None:  # rebalancing or recovering: faust seeks back to the committed offsets after
+                cursors.skipped("not_ready", n_records)
+                continue
+            # The records to process, in fetch order (each partition's in offset order).
+            events = [message for tp, records in chunks for message in cursors.process_run(batch_next, tp, records)]
+            rows: list[tuple[object, ...]] = []
+            now = int(time.time())
+            states: dict[bytes, PersonState] = {}
+            pending: list[asyncio.Future] = []  # dead letters, re-keyed copies, changelog: delivered before the ack
+            parsed = [parse_scan(message.value) for message in events]
+            if not await _lookup_venues({p.scan.venue_id for p in parsed if type(p) is ParsedScan}):
+                return  # stopping while ClickHouse is away: nothing acknowledged, the batch is redelivered
+            groups: dict[bytes, list[tuple[int, Scan]]] = {}  # one person's records: one partition, offset order
+            consumed = rekeyed = 0
+            for message, scan in zip(events, parsed, strict=True):
+                checked, reason, code = check(scan, now)
+                if checked is None:
+                    consumed += 1
+                    logger.info("dead-lettering scan at %s[%s]@%s: %s", message.topic, message.partition,
+                                message.offset, reason)
+                    pending.append(await dlq_topic.send(key=message.key,
+                                                        value=dead_letter(message.value, reason, code, message)))
+                elif message.partition != home_partition(checked.person_id):
+                    rekeyed += 1
+                    pending.append(await scans_topic.send(key=checked.person_id.encode(), value=message.value))
+                else:
+                    consumed += 1
+                    groups.setdefault(checked.person_id.encode(), []).append((message.offset, checked.scan))
+            CONSUMED.inc(consumed)
+            REKEYED.inc(rekeyed)
+            loaded = []  # states read from the table's bytes (not kept from an earlier batch of this worker)
+            for key in groups:
+                states[key], fresh = _state_of(key)
+                if fresh:
+                    loaded.append(states[key])
+            # Visits depend on the default stay of every venue in the touched people's state, not only of
+            # this batch's venues (after a restart the cache is empty); a state kept from an earlier batch
+            # only names venues looked up then (the venue cache keeps them).
+            if not await _lookup_venues({s.venue_id for state in loaded for s in state.scans.values()}):
+                return
+            window_dups = id_dups = rewound = 0
+            for key, records in groups.items():
+                person_id = key.decode()
+                for (offset, _), outcome in zip(records, apply_batch(states[key], records, rules), strict=True):
+                    if outcome.duplicate == "window":
+                        window_dups += 1
+                    elif outcome.duplicate:
+                        id_dups += 1
+                    rewound += outcome.rewound
+                    if outcome.upserts:
+                        rows += visit_rows(person_id, outcome.upserts, offset + 1, False, now)
+                    if outcome.deletes:
+                        rows += visit_rows(person_id, outcome.deletes, offset + 1, True, now)
+            DUPLICATES.labels("window").inc(window_dups)
+            DUPLICATES.labels("scan_id").inc(id_dups)
+            REPLAYED.inc(rewound)
+            # One changelog record per person and batch, produced here in per-partition batches (faust's
+            # one-send-per-key path was a fifth of the worker) and confirmed before the ack. The partition
+            # is the one faust's partitioner would choose (use_partitioner: murmur2 of the key).
+            batches: dict[int, Any] = {}
+            for key, state in states.items():
+                value = state.to_bytes()
+                person_scans.data[key] = value  # the store only; the changelog record follows
+                _parsed[key] = (value, state)
+                partition = home_partition(key.decode())
+                batch = batches.get(partition)
+                if batch is None or batch.append(key=key, value=value, timestamp=None) is None:
+                    if batch is not None:
+                        pending.append(await producer.send_batch(batch, changelog, partition=partition))
+                    batch = batches[partition] = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            for partition, batch in batches.items():
+                pending.append(await producer.send_batch(batch, changelog, partition=partition))
+            # The next batch continues from this one's cursors; they are committed once it is written.
+            offsets = cursors.advance(batch_next)
+            if inflight is not None and not await inflight:
+                return  # stopping: nothing more acknowledged, the rest is redelivered
+            inflight = asyncio.ensure_future(_finish_batch(rows, pending, offsets, started, n_records))
+    finally:
+        if inflight is not None and not inflight.done():
+            inflight.cancel()  # stopping: its offsets stay uncommitted, the batch is redelivered
+
+
+async def _finish_batch(rows: list[tuple[object, ...]], pending: list[asyncio.Future], offsets: dict[Any, int],
+                        started: float, n_records: int) -> bool:
+    """Write a processed batch, then commit its offsets; False if the worker stopped meanwhile.
+
+    Its cursors already moved on (the next batch is processed meanwhile): if the batch is not
+    written, they are dropped, so the next batch starts again from the committed offsets.
+    """
+    try:
         written = await asyncio.get_running_loop().run_in_executor(
             None, lambda batch=rows: sink.write(batch, should_stop=lambda: app.should_stop))
         if not written:
-            return  # stopping: nothing acknowledged, the batch is redelivered
+            cursors.invalidate()
+            return False  # stopping: nothing acknowledged, the batch is redelivered
         await alerts.visits_written(rows)  # issue 6 (alerts): written visits -> exposure matching
         if pending:
             await asyncio.gather(*pending)
-        for event in events:
-            await stream.ack(event)
-        await cursors.commit(batch_next)
-        BATCH_LATENCY.observe(time.perf_counter() - started)
-        BATCH_SCANS.observe(len(events))
+    except BaseException:
+        cursors.invalidate()
+        raise
+    await cursors.commit_offsets(offsets)
+    BATCH_LATENCY.observe(time.perf_counter() - started)
+    BATCH_SCANS.observe(n_records)
+    return True
 
 
 @app.timer(1.0)

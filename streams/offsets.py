@@ -137,6 +137,20 @@ class IntakeCursors(Cursors):
             self.skipped(decision.value)
         return decision is Decision.PROCESS
 
+    def process_run(self, batch_next: dict[TP, int], tp: TP, records: list[Any]) -> list[Any]:
+        """The records of one partition (``.offset`` ascending) to process, deciding each as :meth:`process`.
+
+        The usual run starts at the cursor without holes and is taken whole, in constant time.
+        """
+        if not records:
+            return []
+        first, last = records[0].offset, records[-1].offset
+        if batch_next.get(tp) == first and last - first == len(records) - 1:
+            batch_next[tp] = last + 1
+            self.gap_since.pop(tp, None)
+            return records
+        return [record for record in records if self.process(batch_next, tp, record.offset)]
+
     async def batch(self) -> dict[TP, int] | None:
         """A batch's working copy of the cursors of the partitions held; None while not ready."""
         app = self.app
@@ -163,9 +177,17 @@ class IntakeCursors(Cursors):
 
     async def commit(self, batch_next: dict[TP, int]) -> None:
         """Keep the batch's cursors and commit those that moved (faust flushes its producer first)."""
-        offsets = self.advance(batch_next)
+        await self.commit_offsets(self.advance(batch_next))
+
+    async def commit_offsets(self, offsets: dict[TP, int]) -> None:
+        """Commit offsets returned by :meth:`advance` once everything before them is stored."""
         if offsets and await self.app.consumer._commit_offsets(offsets):
             self.committed_to(offsets)
+
+    def invalidate(self) -> None:
+        """Forget the cursors (a batch they moved past was not stored): the next :meth:`batch` starts
+        every partition again from the committed offsets, as after a rebalance."""
+        self.generation = None
 
     # -- record by record (an agent iterating ``stream.events()``, e.g. to write tables keyed by the event) --
     async def take(self, tp: TP, offset: int) -> bool:
