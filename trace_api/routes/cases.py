@@ -186,9 +186,21 @@ def iso_seconds(seconds: int) -> str:
     return f"{_iso_day(day)}{hours:02d}:{minutes:02d}:{secs:02d}Z"
 
 
-def _contact(c: Contact, ward: str, personal: dict[str, str] | None) -> dict[str, Any]:
-    """A ContactOut as plain data: large traces skip per-object validation (the schema test checks the shape)."""
-    iso = iso_seconds
+def _contact(c: Contact, ward: str, personal: dict[str, str] | None,
+             spans: dict[tuple[int, int], dict[str, str]] | None = None) -> dict[str, Any]:
+    """A ContactOut as plain data: large traces skip per-object validation (the schema test checks the shape).
+
+    ``spans`` shares one ``{"t_in", "t_out"}`` object per distinct interval across a whole answer (a
+    case visit appears in thousands of exposures); the JSON is the same.
+    """
+    spans = {} if spans is None else spans
+
+    def span(t_in: int, t_out: int) -> dict[str, str]:
+        found = spans.get((t_in, t_out))
+        if found is None:
+            found = spans[(t_in, t_out)] = {"t_in": iso_seconds(t_in), "t_out": iso_seconds(t_out)}
+        return found
+
     return {
         "person_id": c.person_id,
         "generation": c.generation,
@@ -197,8 +209,8 @@ def _contact(c: Contact, ward: str, personal: dict[str, str] | None) -> dict[str
         "exposures": [
             {
                 "venue_id": e.venue_id,
-                "case_visit": {"t_in": iso(e.case_visit.t_in), "t_out": iso(e.case_visit.t_out)},
-                "contact_visit": {"t_in": iso(e.contact_visit.t_in), "t_out": iso(e.contact_visit.t_out)},
+                "case_visit": span(e.case_visit.t_in, e.case_visit.t_out),
+                "contact_visit": span(e.contact_visit.t_in, e.contact_visit.t_out),
                 "overlap_minutes": round(e.overlap_seconds / 60, 2),
             }
             for e in c.exposures
@@ -260,19 +272,23 @@ def get_contacts(
     # written while the wards are looked up, and waited for before anything is answered.
     scoped = principal.role == Role.health_center
     audited = None if scoped else deps.in_background(settings, lambda side: record_trace(side, len(contacts)))
-    wards, details = contact_wards(db, contacts, settings)
+    # The wards are looked up on other clients while the answer's exposures are built here.
+    looked_up = deps.in_background(settings, lambda side: contact_wards(side, contacts, settings))
+    spans: dict[tuple[int, int], dict[str, str]] = {}
+    built = [_contact(c, "", None, spans) for c in contacts]
+    wards, details = looked_up.result()
     out: list[dict[str, Any]] = []
     read: list[str] = []
-    for c in contacts:
+    for c, item in zip(contacts, built, strict=True):
         ward = wards[c.person_id]
-        if principal.role == Role.health_center and ward != principal.ward_code:
+        if scoped and ward != principal.ward_code:
             continue
+        item["ward_code"] = ward
         found = details.get(c.person_id)
-        shown = None
         if personal and found and may_read_personal(principal, found["residence_ward_code"]):
-            shown = {k: found[k] for k in PersonalDetails.model_fields}
+            item["personal"] = {k: found[k] for k in PersonalDetails.model_fields}
             read.append(c.person_id)
-        out.append(_contact(c, ward, shown))
+        out.append(item)
     if audited is None:
         record_trace(db, len(out))
     else:
