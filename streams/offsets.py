@@ -119,8 +119,10 @@ class IntakeCursors(Cursors):
     """:class:`Cursors` of one topic consumed by one agent of a faust ``app`` (topic made with ``acks=False``).
 
     Per batch: ``batch_next = await cursors.batch()`` (None: rebalancing or recovering; skip the batch,
-    faust reads it again), :meth:`decide` each record, then ``await cursors.commit(batch_next)`` once
-    the batch's effects are stored. :meth:`heal` (from a timer) seeks back partitions with a lasting gap.
+    faust reads it again), :meth:`process` / :meth:`process_run` its records, ``offsets =
+    cursors.advance(batch_next)``, then ``await cursors.commit_offsets(offsets)`` once the batch's effects
+    are stored. Record by record: :meth:`take`, :meth:`done`, :meth:`commit_done`. :meth:`heal` (from a
+    timer) seeks back partitions with a lasting gap.
     """
 
     def __init__(self, app: Any, topic: str, gap_patience: float = 10.0) -> None:
@@ -175,12 +177,9 @@ class IntakeCursors(Cursors):
                 await consumer.seek(tp, start)
         return {tp: self.next[tp] for tp in held}
 
-    async def commit(self, batch_next: dict[TP, int]) -> None:
-        """Keep the batch's cursors and commit those that moved (faust flushes its producer first)."""
-        await self.commit_offsets(self.advance(batch_next))
-
     async def commit_offsets(self, offsets: dict[TP, int]) -> None:
-        """Commit offsets returned by :meth:`advance` once everything before them is stored."""
+        """Commit offsets returned by :meth:`advance` once everything before them is stored (faust
+        flushes its producer first)."""
         if offsets and await self.app.consumer._commit_offsets(offsets):
             self.committed_to(offsets)
 
@@ -199,7 +198,7 @@ class IntakeCursors(Cursors):
 
     async def commit_done(self) -> None:
         """Commit the cursors moved by :meth:`done` (from a timer: every record before them is handled)."""
-        await self.commit(dict(self.next))
+        await self.commit_offsets(self.advance(dict(self.next)))
 
     async def heal(self) -> None:
         held = self.app.consumer.assignment()
