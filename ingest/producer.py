@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 
 from ingest.exceptions import KafkaUnavailable
+from truyvet.partitioning import key_hash
 
 logger = logging.getLogger(__name__)
 
@@ -155,10 +155,9 @@ class ScanProducer:
         try:
             await asyncio.wait_for(old.stop(), timeout=self._kafka_timeout)
         except (TimeoutError, KafkaError, OSError) as exc:
-            logger.warning("old Kafka producer did not flush (%r); closing it", exc)
-            sender = getattr(old, "_sender", None)
-            if sender is not None:
-                await sender.close()
+            # Its unsent batches expire after the request timeout (their futures fail); closing the
+            # connections is all the public API offers, and nothing more can leave it.
+            logger.warning("old Kafka producer did not flush (%r); closing its connections", exc)
             await old.client.close()
         # Nothing more can leave the old producer: release its scan_ids for the clients' resends.
         for key, pending in list(self._inflight.items()):
@@ -225,7 +224,7 @@ class ScanProducer:
             person = person_id.encode()
             digest = self._hashes.get(person)
             if digest is None:
-                digest = murmur2(person) & 0x7FFFFFFF
+                digest = key_hash(person)
                 if len(self._hashes) > 500_000:
                     self._hashes.clear()
                 self._hashes[person] = digest

@@ -1,50 +1,55 @@
-"""``python -m streams``: run one faust worker (several may run; they share the partitions)."""
+"""``python -m streams``: run one stream worker (several may run; they share the partitions)."""
+
+from __future__ import annotations
 
 import gc
+import json
 import logging
 import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
-from prometheus_client import start_http_server
+from prometheus_client import make_wsgi_app
 
-from streams.app import app, settings
+from streams.config import get_settings
+from streams.worker import Worker, create_app, ensure_state_topics
 from truyvet.stack.kafka import ensure_topics
 
 logger = logging.getLogger(__name__)
 
 
-def ensure_changelogs() -> None:
-    """Create every table's changelog topic with the table's partition count before faust starts.
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
 
-    Left to faust, a changelog can be auto-created by the broker (``num.partitions``, compaction off)
-    when something touches it first; a changelog partitioned unlike ``scans`` puts a
-    person's state on another partition than their scans.
-    """
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
-    try:
-        existing = set(admin.list_topics())
-        for table in app.tables.values():
-            topic = table.changelog_topic
-            name = topic.get_topic_name()
-            if name in existing:
-                continue
-            configs = {"cleanup.policy": "compact", **(topic.config or {})}
-            try:
-                admin.create_topics([NewTopic(name, table.partitions or settings.scans_partitions, 1,
-                                              topic_configs={k: str(v) for k, v in configs.items()})])
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        admin.close()
+
+def serve_health(worker: Worker, host: str, port: int) -> None:
+    """``/metrics`` (Prometheus) and ``/healthz`` (JSON; 200 only when every intake is ok) in a thread,
+    so they answer even while the event loop is busy or stuck (which the commit age then shows)."""
+    metrics = make_wsgi_app()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":
+            health = worker.health()
+            status = "200 OK" if health["status"] == "ok" else "503 Service Unavailable"
+            body = json.dumps(health).encode()
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return metrics(environ, start_response)  # type: ignore[no-any-return]
+
+    server = make_server(host, port, app, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
 
 
 def main() -> None:
-    start_http_server(settings.worker_metrics_port, addr=settings.bind_host)
+    settings = get_settings()
     ensure_topics(settings)
-    ensure_changelogs()
+    ensure_state_topics(settings)
     (settings.data_dir / "streams").mkdir(parents=True, exist_ok=True)  # faust's datadir lives under it
+    app, worker = create_app(settings)
+    serve_health(worker, settings.bind_host, settings.worker_metrics_port)
     sys.argv = [sys.argv[0], "worker", "--loglevel", "info", "--without-web"]
     # The worker allocates a few tuples and dicts per scan and holds every person's state: with
     # CPython's default thresholds (700, 10, 10) the cyclic collector ran often enough to show as

@@ -35,6 +35,21 @@ class StreamsSettings(CommonSettings):
     retention_check_seconds: float = Field(3600.0, gt=0)
     # A worker that died (kill -9) holds its partitions until its session expires: keep it short.
     session_timeout_seconds: float = Field(10.0, ge=6)
+    # How often the matcher's stores drop windows and remembered alerts past their follow-up.
+    matching_sweep_seconds: float = Field(600.0, gt=0)
+    # A consumer with records waiting and no commit for this long is reported stalled (/healthz 503).
+    stall_seconds: float = Field(120.0, gt=0)
+
+    def group(self, intake: str) -> str:
+        """The consumer group of one of the worker's intakes (``scans``, ``matching``)."""
+        return f"{self.app_id}-{intake}"
+
+    def state_topic(self, store: str) -> str:
+        """The compacted changelog topic of one of the worker's stores (co-partitioned with its intake).
+
+        The name is the one faust gave its tables' changelogs, so an installation's state carries over.
+        """
+        return f"{self.app_id}-{self.topic_prefix}{store}-changelog"
 
 
 @lru_cache(maxsize=1)

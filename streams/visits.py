@@ -19,22 +19,9 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-IN = "in"
-OUT = "out"
+from truyvet.scan import IN, OUT, Scan
 
-
-class Scan(NamedTuple):
-    """A scan as the worker keeps it in state (compact: the table stores lists of these)."""
-
-    t: int
-    direction: str
-    venue_id: str
-    scan_id: str
-
-    @property
-    def order(self) -> tuple[int, int, str]:
-        return (self.t, 0 if self.direction == IN else 1, self.scan_id)
-
+__all__ = ["IN", "OUT", "Scan", "VisitSpan"]
 
 class VisitSpan(NamedTuple):
     visit_id: str

@@ -60,13 +60,20 @@ class Topics:
 def _utc_second(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("time needs an offset (RFC 3339)")
-    return value.astimezone(UTC).replace(microsecond=0)
+    try:
+        return value.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:  # year 1 or 9999 with an offset: no UTC time exists
+        raise ValueError("time out of range") from None
 
 
 UtcSecond = Annotated[datetime, AfterValidator(_utc_second)]
+def is_raw_id_number(value: str) -> bool:
+    """9 or 12 ASCII digits alone: an old CMND / CCCD number sent by mistake, which must not travel on."""
+    return len(value) in (9, 12) and value.isascii() and value.isdigit()
+
+
 def _not_a_raw_id_number(value: str) -> str:
-    # 9 or 12 digits alone is an old CMND / CCCD number sent by mistake: it must not travel on.
-    if value.isdigit() and len(value) in (9, 12):
+    if is_raw_id_number(value):
         raise ValueError("looks like a raw ID card number; send cccd_qr through the ingest API")
     return value
 

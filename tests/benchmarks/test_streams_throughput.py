@@ -143,7 +143,8 @@ def test_streams_throughput() -> None:
         names = ["worker"] + [f"worker-{i}" for i in range(1, WORKERS)]
         for name in names:
             p.start_worker(name)
-        wait_until(lambda: sum(metric(p.metrics(n) or {}, "truyvet_streams_assigned_partitions") for n in names)
+        wait_until(lambda: sum(metric(p.metrics(n) or {}, "truyvet_streams_assigned_partitions",
+                                          topic=p.settings.topic(Topics.SCANS)) for n in names)
                    == p.settings.scans_partitions, timeout=120, what="partitions assigned")
         payloads = [(s.person_id.encode(), scan_json(s)) for s in scans]
         cpu_before = sum(cpu_seconds(p.procs.pid(n) or 0) for n in names)

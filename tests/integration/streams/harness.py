@@ -4,8 +4,8 @@ Each :class:`Pipeline` has a unique topic prefix, ClickHouse database and consum
 never see each other's data, and starts/kills only the worker processes it started itself. Scans
 are produced straight to ``scans`` with kafka-python in big batches (the contract allows any Kafka
 client there); "caught up" means the worker group's committed offsets reached the end of both the
-intake and the by-person topics, and an offset on the latter is committed only after ClickHouse
-accepted the rows of every record before it.
+intake topic, and an offset is committed only after ClickHouse accepted the rows of every record
+before it.
 """
 
 from __future__ import annotations
@@ -148,13 +148,14 @@ class Pipeline:
         return n
 
     def lag(self) -> int:
-        """Records of the intake and by-person topics not yet committed by the worker group."""
+        """Records of the intake topic not yet committed by the worker group."""
         topics = [self.settings.topic(Topics.SCANS)]
         if self._admin is None:
             self._admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=10000)
             self._consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
         assert self._consumer is not None
-        committed = self._admin.list_group_offsets({self.app_id: None}).get(self.app_id, {})
+        group = StreamsSettings(app_id=self.app_id).group("scans")
+        committed = self._admin.list_group_offsets({group: None}).get(group, {})
         tps = [TopicPartition(t, p) for t in topics for p in (self._consumer.partitions_for_topic(t) or ())]
         ends = self._consumer.end_offsets(tps)
         return sum(end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)

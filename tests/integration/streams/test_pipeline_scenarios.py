@@ -146,7 +146,8 @@ def test_one_and_two_workers_match_the_reference(pipeline: Callable[..., Pipelin
 
 
 def _shares(p: Pipeline, names: tuple[str, ...]) -> bool:
-    held = [metric(p.metrics(n) or {}, "truyvet_streams_assigned_partitions") for n in names]
+    scans = p.settings.topic(Topics.SCANS)
+    held = [metric(p.metrics(n) or {}, "truyvet_streams_assigned_partitions", topic=scans) for n in names]
     return all(h > 0 for h in held) and sum(held) == p.settings.scans_partitions
 
 

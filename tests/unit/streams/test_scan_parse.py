@@ -6,9 +6,9 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from streams import intake
-from streams.intake import ParsedScan, Rejected, parse_scan
+from truyvet import scan as intake
 from truyvet.events import ScanEvent
+from truyvet.scan import ParsedScan, Rejected, parse_scan
 
 GOOD = {"scan_id": "5f0c3a52-6f5e-4a8b-9d3e-2c1f0a9b8c7d", "scanned_at": "2021-10-14T08:00:00+07:00",
         "direction": "out", "venue_id": "v-1", "person_id": "p_1"}

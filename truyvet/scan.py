@@ -1,23 +1,40 @@
-"""Parsing a raw record of the ``scans`` topic into what the worker keeps, fast.
+"""Parsing a raw record of the ``scans`` topic into what the worker keeps, fast: the one Kafka-side
+validation of a scan, the same rules as the HTTP door (both end in :class:`truyvet.events.ScanEvent`).
 
 The contract's shape is :class:`truyvet.events.ScanEvent`. Records in the common canonical form
 (what HTTP ingest writes: lowercase hyphenated UUID, RFC 3339 time with an offset, ids of the allowed
 characters) are read with orjson and a few regular expressions; anything else goes through the
 pydantic model, which accepts the other valid spellings and words the reason for a rejection. The
-fast path accepts nothing the model would refuse (``tests/unit/streams/test_intake.py``).
+fast path accepts nothing the model would refuse (``tests/unit/truyvet/test_scan.py``; a property test holds both doors
+equal: ``tests/unit/truyvet/test_scan_doors.py``).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 import orjson
 from pydantic import ValidationError
 
-from streams.visits import IN, OUT, Scan
-from truyvet.events import ScanEvent
+from truyvet.events import ScanEvent, is_raw_id_number
+
+IN = "in"
+OUT = "out"
+
+
+class Scan(NamedTuple):
+    """A scan as the worker keeps it in state (compact: the person's state stores lists of these)."""
+
+    t: int
+    direction: str
+    venue_id: str
+    scan_id: str
+
+    @property
+    def order(self) -> tuple[int, int, str]:
+        return (self.t, 0 if self.direction == IN else 1, self.scan_id)
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
@@ -53,8 +70,8 @@ def _time(value: object) -> int | None:
     if type(value) is not str or not _TIME.fullmatch(value):
         return None
     try:
-        return int(datetime.fromisoformat(value).timestamp())
-    except ValueError:
+        return int(datetime.fromisoformat(value).astimezone(UTC).timestamp())
+    except (ValueError, OverflowError):  # year 1 / 9999 with an offset has no UTC time: the model says why
         return None
 
 
@@ -69,6 +86,7 @@ def _fast(raw: bytes) -> ParsedScan | None:
     direction = doc.get("direction", IN)
     if (type(scan_id) is not str or not _UUID.fullmatch(scan_id) or type(venue_id) is not str
             or not _ID.fullmatch(venue_id) or type(person_id) is not str or not _ID.fullmatch(person_id)
+            or is_raw_id_number(person_id)
             or direction not in (IN, OUT) or type(doc.get("source", "")) is not str):
         return None
     t = _time(doc.get("scanned_at"))

@@ -1,0 +1,279 @@
+"""Streaming exposure matching: late scans raise alerts by themselves.
+
+The ``scans`` processor puts notices of each batch's written visits on ``exposure-matching``, keyed by
+venue (streams/visits_worker.py); the trace API puts the exposure windows of each registered case on
+the same topic keyed by venue, so for one venue windows and visits are seen in the order they were
+produced. :class:`MatchingProcessor` keeps the active windows per venue in a changelog-backed store
+and raises one alert per (case, contact) on ``alerts`` (deterministic alert_id; a second store
+remembers what was raised until the case's follow-up ends, and the dispatcher drops any duplicate
+that still gets through).
+
+A late visit that makes someone a generation-1 contact also publishes that contact's own visits
+(from that exposure to the case's end) as generation-2 windows marked ``backfill``: when such a
+window arrives, the visits already in ClickHouse at its venue are matched too.
+
+Both stores are pruned by :meth:`MatchingProcessor.expire` (windows past their follow-up, alerts
+whose follow-up ended), so their size and the restore time stay bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter
+
+from streams.config import StreamsSettings
+from streams.exposure import Match, VenueWindows
+from streams.store import JSON, ChangelogStore
+from truyvet.alerts import RAISED, addressee_wards, alert_id
+from truyvet.events import Alert, ExposureWindow, Topics, VisitNotice
+from truyvet.partitioning import partition_for
+from truyvet.schema.db import Database, DatabaseError
+
+logger = logging.getLogger(__name__)
+
+CHECKED = Counter("truyvet_alerts_visits_checked_total", "Visit notices checked against exposure windows")
+SUPPRESSED = Counter(
+    "truyvet_alerts_duplicates_suppressed_total", "Matches for a (case, contact) that was already alerted"
+)
+WINDOWS_ACTIVE = Counter("truyvet_alerts_windows_added_total", "Exposure windows added to the worker's store")
+WINDOWS_EXPIRED = Counter("truyvet_alerts_windows_expired_total", "Exposure windows dropped after follow-up")
+ALERTED_EXPIRED = Counter("truyvet_alerts_dedup_expired_total",
+                          "Remembered (case, contact) alerts forgotten after the case's follow-up")
+
+
+class _Db:
+    """One ClickHouse client for the matcher's lookups (run in the executor, one at a time)."""
+
+    def __init__(self, connect: Callable[[], Database]) -> None:
+        self._connect = connect
+        self._lock = threading.Lock()
+        self._db: Database | None = None
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            if self._db is None:
+                self._db = self._connect()
+            try:
+                return fn(self._db, *args)
+            except Exception:
+                self._db.close()
+                self._db = None
+                raise
+
+
+def _visits(rows: Sequence[Sequence[object]]) -> list[VisitNotice]:
+    latest: dict[str, tuple[object, ...]] = {}
+    for row in rows:
+        latest[str(row[0])] = tuple(row)  # FINAL already merged versions
+    return [VisitNotice(visit_id=str(v), person_id=str(p), venue_id=str(ven), t_in=_epoch(a), t_out=_epoch(b))
+            for v, p, ven, a, b, deleted in latest.values() if not deleted]
+
+
+def _epoch(value: object) -> int:
+    return value if isinstance(value, int) else int(value.timestamp())  # type: ignore[attr-defined]
+
+
+def venue_visits(db: Database, venue: str, lo: int, hi: int) -> list[VisitNotice]:
+    rows = db.execute(
+        "SELECT visit_id, person_id, venue_id, t_in, t_out, deleted FROM visits_by_venue FINAL "
+        "WHERE venue_id = %(v)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
+        {"v": venue, "lo": datetime.fromtimestamp(lo, UTC), "hi": datetime.fromtimestamp(hi, UTC)},
+    )
+    return _visits(rows)
+
+
+def person_visits(db: Database, person: str, start: int, end: int, longest: int) -> list[VisitNotice]:
+    rows = db.execute(
+        "SELECT visit_id, person_id, venue_id, t_in, t_out, deleted FROM visits FINAL "
+        "WHERE person_id = %(p)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
+        {"p": person, "lo": datetime.fromtimestamp(start - longest, UTC), "hi": datetime.fromtimestamp(end, UTC)},
+    )
+    return [v for v in _visits(rows) if v.t_out >= start and v.t_in <= end]
+
+
+class MatchingProcessor:
+    """:class:`streams.consumer.BatchProcessor` of the ``exposure-matching`` topic."""
+
+    def __init__(self, settings: StreamsSettings, *, producer: AIOKafkaProducer, connect: Callable[[], Database],
+                 depth: int, client_options: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.depth = depth
+        self.db = _Db(connect)
+        self.windows = ChangelogStore("exposure-windows", settings.state_topic("exposure-windows"), codec=JSON,
+                                      bootstrap=settings.kafka_bootstrap, client_options=client_options)
+        self.alerted = ChangelogStore("alerted", settings.state_topic("alerted"), codec=JSON,
+                                      bootstrap=settings.kafka_bootstrap, client_options=client_options)
+        self.stores = [self.windows, self.alerted]
+        self.topic = settings.topic(Topics.EXPOSURE_MATCHING)
+        self.alerts_topic = settings.topic(Topics.ALERTS)
+        # Longest a visit can last (an orphan out's default stay may reach 24 h): bounds the range reads.
+        self.longest_visit = max(settings.max_stay_minutes * 60, 24 * 3600)
+
+    def assigned(self, partitions: set[int]) -> None:
+        pass
+
+    def revoked(self, partitions: set[int]) -> None:
+        pass
+
+    async def _in_db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a lookup, retrying with capped backoff while ClickHouse is unavailable: a lookup is never
+        skipped, so no alert is dropped on the way."""
+        delay = 0.2
+        while True:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(None, self.db.run, fn, *args)
+            except DatabaseError as exc:
+                logger.warning("alert matcher lookup failed (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def process(self, batch: dict[int, list[Any]]) -> None:
+        pending: list[Awaitable[object]] = []
+        for partition, records in batch.items():
+            for record in records:
+                now = int(time.time())
+                try:
+                    message = orjson.loads(record.value)
+                    if type(message) is not dict:
+                        raise ValueError("not a JSON object")
+                    if message.get("kind") == "window":
+                        pending += await self._add_window(partition, ExposureWindow.model_validate(message), now)
+                    else:
+                        notices = [VisitNotice.model_validate(n) for n in message.get("visits", ())]
+                        pending += await self._check_visits(partition, notices, now)
+                except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                    # Only the worker and the trace API write here; anything else is logged and skipped.
+                    logger.error("exposure-matching record %s[%d]@%d skipped: %s", record.topic, partition,
+                                 record.offset, str(exc)[:200])
+        pending += await self.windows.flush(self.producer)
+        pending += await self.alerted.flush(self.producer)
+        if pending:
+            await asyncio.gather(*pending)
+
+    # -- windows -------------------------------------------------------------------------------------------
+    def _load(self, partition: int, venue_id: str, now: int) -> VenueWindows:
+        """A venue's active windows; expired ones are dropped (and the store updated) on the way."""
+        key = venue_id.encode()
+        raw = self.windows.get(partition, key)
+        state = VenueWindows.from_json(orjson.loads(raw) if raw else None)
+        expired = state.prune(now)
+        if expired:
+            WINDOWS_EXPIRED.inc(expired)
+            self._save(partition, venue_id, state)
+        return state
+
+    def _save(self, partition: int, venue_id: str, state: VenueWindows) -> None:
+        if state.windows:
+            self.windows.put(partition, venue_id.encode(), orjson.dumps(state.to_json()))
+        else:
+            self.windows.delete(partition, venue_id.encode())
+
+    async def _add_window(self, partition: int, window: ExposureWindow, now: int) -> list[Awaitable[object]]:
+        if window.expires_at <= now:
+            return []
+        state = self._load(partition, window.venue_id, now)
+        if not state.add(window):
+            return []
+        WINDOWS_ACTIVE.inc()
+        self._save(partition, window.venue_id, state)
+        if not window.backfill:
+            return []
+        lo, hi = window.t_in - window.window - self.longest_visit, window.t_out + window.window
+        present = await self._in_db(venue_visits, window.venue_id, lo, hi)
+        return await self._raise(partition, VenueWindows([window]).matches_all(present), now)
+
+    async def _check_visits(self, partition: int, notices: list[VisitNotice], now: int) -> list[Awaitable[object]]:
+        """Match visit notices against their venues' windows (most venues have none: one dict lookup)."""
+        loaded: dict[str, VenueWindows] = {}
+        held = self.windows.partitions.get(partition, {})
+        matches: list[Match] = []
+        for notice in notices:
+            venue = notice.venue_id
+            if venue not in loaded:
+                loaded[venue] = self._load(partition, venue, now) if venue.encode() in held else VenueWindows()
+            if loaded[venue].windows:
+                matches += loaded[venue].matches(notice)
+        CHECKED.inc(len(notices))
+        if not matches:
+            return []
+        matches.sort(key=lambda m: (m.window.generation, m.window.case_id, m.window.t_in))
+        return await self._raise(partition, matches, now)
+
+    # -- alerts --------------------------------------------------------------------------------------------
+    def _was_alerted(self, key: bytes) -> bool:
+        return any(key in data for data in self.alerted.partitions.values())
+
+    async def _raise(self, partition: int, matches: list[Match], now: int) -> list[Awaitable[object]]:
+        """One alert per (case, contact) among ``matches``, unless raised before; cascade new F1s.
+
+        The alerts are confirmed by Kafka before they are remembered (a crash in between raises them
+        again; the dispatcher drops the copy by its alert_id)."""
+        fresh: dict[str, Match] = {}
+        for m in matches:
+            aid = alert_id(m.window.case_id, m.visit.person_id)
+            if aid in fresh:
+                continue
+            if self._was_alerted(aid.encode()):
+                SUPPRESSED.inc()
+                continue
+            fresh[aid] = m
+        if not fresh:
+            return []
+        wards = await self._in_db(addressee_wards, {m.visit.person_id: m.visit.venue_id for m in fresh.values()})
+        created = datetime.fromtimestamp(now, UTC)
+        sent: list[Awaitable[object]] = []
+        for aid, m in fresh.items():
+            alert = Alert(alert_id=aid, case_id=m.window.case_id, person_id=m.visit.person_id,
+                          generation=m.window.generation, ward_code=wards.get(m.visit.person_id, ""),
+                          venue_id=m.visit.venue_id, created_at=created)
+            sent.append(await self.producer.send(self.alerts_topic, key=aid.encode(),
+                                                 value=alert.model_dump_json().encode()))
+            if m.window.generation == 1 and self.depth >= 2:
+                sent += await self._cascade(m)
+        await asyncio.gather(*sent)
+        for aid, m in fresh.items():
+            self.alerted.put(partition, aid.encode(), orjson.dumps(m.window.expires_at))
+        RAISED.labels("late").inc(len(fresh))
+        logger.info("late visits raised %d alerts", len(fresh))
+        return []
+
+    async def _cascade(self, m: Match) -> list[Awaitable[object]]:
+        """A new generation-1 contact: their visits from this exposure to the case's end become windows."""
+        own = await self._in_db(person_visits, m.visit.person_id, m.visit.t_in, m.window.case_end, self.longest_visit)
+        futures: list[Awaitable[object]] = []
+        for v in own:
+            w = ExposureWindow(
+                case_id=m.window.case_id, case_person_id=m.window.case_person_id, generation=2,
+                via_person_id=v.person_id, venue_id=v.venue_id, visit_id=v.visit_id, t_in=v.t_in, t_out=v.t_out,
+                window=m.window.window, min_overlap=m.window.min_overlap, case_end=m.window.case_end,
+                expires_at=m.window.expires_at, backfill=True,
+            )
+            futures.append(await self.producer.send(
+                self.topic, key=v.venue_id.encode(), value=w.to_json(),
+                partition=partition_for(v.venue_id, self.settings.scans_partitions)))
+        return futures
+
+    # -- pruning -------------------------------------------------------------------------------------------
+    async def expire(self, partitions: set[int]) -> None:
+        """Drop windows past their follow-up and forget alerts whose follow-up ended (both bounded)."""
+        now = int(time.time())
+        for partition in partitions:
+            for key, _ in self.windows.items(partition):
+                self._load(partition, key.decode(), now)
+            for key, raw in self.alerted.items(partition):
+                if int(orjson.loads(raw)) <= now:
+                    self.alerted.delete(partition, key)
+                    ALERTED_EXPIRED.inc()
+        futures = await self.windows.flush(self.producer) + await self.alerted.flush(self.producer)
+        if futures:
+            await asyncio.gather(*futures)

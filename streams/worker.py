@@ -1,0 +1,171 @@
+"""The stream worker, built by :func:`create_app`: nothing is made at import time.
+
+Which library does what (streams/README.md, "Who does what"):
+- aiokafka's public consumer runs the two intakes (``scans`` → visits, ``exposure-matching`` → alerts):
+  ``getmany``, ``commit``, ``committed``, ``seek`` and a rebalance listener (streams/consumer.py); their
+  state lives in changelog-backed stores restored on assignment (streams/store.py).
+- faust-streaming runs the worker's life cycle (start, signals, graceful stop, logging) and its timers
+  (state sweeps, retention on the leader only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+from mode import Service
+
+from streams.config import StreamsSettings
+from streams.consumer import PartitionedConsumer
+from streams.matching import MatchingProcessor
+from streams.retention import drop_expired
+from streams.visits_worker import VisitsProcessor
+from truyvet.alerts import get_settings as alert_settings
+from truyvet.events import Topics
+from truyvet.schema import connect
+
+logger = logging.getLogger(__name__)
+
+STORES = ("person-scans", "exposure-windows", "alerted")
+
+
+def ensure_state_topics(settings: StreamsSettings) -> None:
+    """The stores' changelogs: compacted, partitioned like the intake (a store's partition p is intake
+    partition p's state). Made before the consumers start, so nothing auto-creates them otherwise."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    try:
+        existing = set(admin.list_topics())
+        for store in STORES:
+            name = settings.state_topic(store)
+            if name in existing:
+                continue
+            try:
+                admin.create_topics([NewTopic(name, settings.scans_partitions, 1,
+                                              topic_configs={"cleanup.policy": "compact"})])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+class Worker:
+    """The producer, the two intakes and their processors of one worker process.
+
+    aiokafka clients belong to the running event loop, so they are made by :meth:`start`, not here.
+    """
+
+    def __init__(self, settings: StreamsSettings, *, should_stop: Callable[[], bool]) -> None:
+        self.settings = settings
+        self.should_stop = should_stop
+        self.consumers: tuple[PartitionedConsumer, ...] = ()
+
+    async def start(self) -> None:
+        settings = self.settings
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
+            # One request per few ms instead of one per record (changelog, notices, dead letters).
+            linger_ms=5, max_batch_size=512 * 1024, max_request_size=8 * 1024 * 1024,
+            metadata_max_age_ms=10_000,
+        )
+        self.visits = VisitsProcessor(settings, producer=self.producer, connect=lambda: connect(settings),
+                                      should_stop=self.should_stop)
+        self.matching = MatchingProcessor(settings, producer=self.producer, connect=lambda: connect(settings),
+                                          depth=alert_settings().depth)
+        common: dict[str, Any] = {"bootstrap": settings.kafka_bootstrap, "stall_seconds": settings.stall_seconds,
+                                  "session_timeout_seconds": settings.session_timeout_seconds}
+        self.scans = PartitionedConsumer(topic=settings.topic(Topics.SCANS), group_id=settings.group("scans"),
+                                         processor=self.visits, max_records=settings.sink_batch_size,
+                                         flush_seconds=settings.sink_flush_seconds, **common)
+        self.exposures = PartitionedConsumer(topic=settings.topic(Topics.EXPOSURE_MATCHING),
+                                             group_id=settings.group("matching"), processor=self.matching,
+                                             max_records=500, flush_seconds=0.2, **common)
+        await self.producer.start()
+        for consumer in (self.scans, self.exposures):
+            await consumer.start()
+        self.consumers = (self.scans, self.exposures)
+
+    async def stop(self) -> None:
+        for consumer in self.consumers:
+            await consumer.stop()
+        if self.consumers:
+            await self.producer.stop()
+            await asyncio.get_running_loop().run_in_executor(None, self.visits.sink.close)
+
+    def health(self) -> dict[str, Any]:
+        if not self.consumers:
+            return {"status": "starting", "consumers": []}
+        parts = [c.health() for c in self.consumers]
+        worst = next((p["status"] for p in parts if p["status"] != "ok"), "ok")
+        return {"status": worst, "consumers": parts}
+
+
+def create_app(settings: StreamsSettings) -> tuple[faust.App, Worker]:
+    """The faust app (life cycle and timers) with the worker's intakes as its service."""
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        datadir=str(settings.data_dir / "streams" / "{conf.name}-data"),
+        web_enabled=False,
+        topic_replication_factor=1,
+        producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.session_timeout_seconds / 5,
+        consumer_metadata_max_age_ms=10_000,
+        producer_metadata_max_age_ms=10_000,
+    )
+    worker = Worker(settings, should_stop=lambda: app.should_stop)
+
+    @app.service
+    class Intake(Service):
+        """Starts the producer and both intakes with the app; stops them gracefully with it."""
+
+        async def on_start(self) -> None:
+            await worker.start()
+
+        async def on_stop(self) -> None:
+            await worker.stop()
+
+        @Service.task
+        async def _scans(self) -> None:
+            await self._run(worker.scans)
+
+        @Service.task
+        async def _exposures(self) -> None:
+            await self._run(worker.exposures)
+
+        async def _run(self, consumer: PartitionedConsumer) -> None:
+            try:
+                await consumer.run(lambda: self.should_stop)
+            except Exception as exc:
+                # A store that cannot be restored, or a bug: stop the worker loudly (its supervisor restarts
+                # it; /healthz said "failed" meanwhile), never keep running half blind.
+                logger.critical("intake of %s stopped: %s", consumer.topic, exc, exc_info=True)
+                consumer.state, consumer.error = "failed", str(exc)
+                await app.crash(exc)
+
+    @app.timer(settings.state_sweep_seconds)
+    async def expire_person_state() -> None:
+        """Bound the person state: forget people whose newest scan is older than the horizon."""
+        if worker.consumers:
+            await worker.scans.locked(worker.visits.expire)
+
+    @app.timer(settings.matching_sweep_seconds)
+    async def expire_matching_state() -> None:
+        """Bound the matcher's stores: windows and remembered alerts past their follow-up."""
+        if worker.consumers:
+            await worker.exposures.locked(worker.matching.expire)
+
+    @app.timer(settings.retention_check_seconds, on_leader=True)
+    async def drop_expired_partitions() -> None:
+        """Retention: drop whole daily partitions older than the retention period."""
+        await asyncio.get_running_loop().run_in_executor(None, drop_expired, settings)
+
+    return app, worker
