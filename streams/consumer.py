@@ -108,6 +108,10 @@ class PartitionedConsumer:
         self.last_progress = time.monotonic()
         self.lag: dict[int, int] = {}
         self._stopping = False
+        # Computed when scraped, so a stuck loop still shows (the age keeps growing).
+        SINCE_COMMIT.labels(topic).set_function(lambda: self.health()["seconds_since_commit"] if self.lag_total else 0)
+        HEALTHY.labels(topic).set_function(lambda: 1.0 if self.health()["status"] == "ok" else 0.0)
+        RESTORING.labels(topic).set_function(lambda: 1.0 if self.state == "restoring" else 0.0)
 
     # -- life cycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -173,20 +177,16 @@ class PartitionedConsumer:
     async def on_assigned(self, partitions: set[int]) -> None:
         async with self._lock:
             self.state = "restoring"
-            RESTORING.labels(self.topic).set(1)
             try:
                 await self._restore(partitions)
                 for partition in partitions:
-                    committed = await self.consumer.committed(TopicPartition(self.topic, partition))
-                    self.expected[partition] = committed
+                    self.expected[partition] = await self._committed(partition)
                 self.processor.assigned(partitions)
             except Exception as exc:
                 # aiokafka only logs a listener's error and goes on: the loop must stop the worker instead.
                 self.state, self.error = "failed", str(exc)
                 logger.critical("partitions %s of %s cannot be taken up: %s", sorted(partitions), self.topic, exc)
                 raise
-            finally:
-                RESTORING.labels(self.topic).set(0)
             self.state = "running"
             self.last_progress = time.monotonic()
         ASSIGNED.labels(self.topic).set(len(self.expected))
@@ -204,6 +204,16 @@ class PartitionedConsumer:
                     logger.warning("restoring %s failed (%s); trying again", store.name, exc)
                     await asyncio.sleep(2)
 
+    async def _committed(self, partition: int) -> int | None:
+        """The group's committed offset of a partition (None: nothing committed), asked until Kafka answers."""
+        while True:
+            try:
+                committed: int | None = await self.consumer.committed(TopicPartition(self.topic, partition))
+                return committed
+            except KafkaError as exc:
+                logger.warning("committed offset of %s[%d] unknown (%s); asking again", self.topic, partition, exc)
+                await asyncio.sleep(1)
+
     def _restoring(self, remaining: int) -> None:
         self.restore_remaining = remaining
 
@@ -215,7 +225,7 @@ class PartitionedConsumer:
                 await self._restore(partitions)
                 for partition in partitions:
                     tp = TopicPartition(self.topic, partition)
-                    committed = await self.consumer.committed(tp)
+                    committed = await self._committed(partition)
                     self.expected[partition] = committed
                     if committed is not None:
                         self.consumer.seek(tp, committed)
@@ -274,16 +284,18 @@ class PartitionedConsumer:
         if not any(self.lag.values()):
             self.last_progress = time.monotonic()  # nothing waits: idle is not stalled
 
+    @property
+    def lag_total(self) -> int:
+        return sum(self.lag.values())
+
     # -- health -------------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         """The consumer's health as the worker's ``/healthz`` reports it."""
         since = time.monotonic() - self.last_progress
-        lag = sum(self.lag.values())
+        lag = self.lag_total
         status = self.state
         if status == "running":
             status = "stalled" if lag and since > self.stall_seconds else "ok"
-        SINCE_COMMIT.labels(self.topic).set(since if lag else 0)
-        HEALTHY.labels(self.topic).set(1 if status == "ok" else 0)
         return {"topic": self.topic, "status": status, "lag": lag, "seconds_since_commit": round(since, 1),
                 "partitions": sorted(self.expected), "restore_remaining_records": self.restore_remaining,
                 "error": self.error}

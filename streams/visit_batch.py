@@ -104,7 +104,7 @@ class VisitBatch:
         if t < now - self.retention_seconds:
             return "scanned_at: older than the retention period", "too_old"
         if not self.known_venue(parsed.scan.venue_id):
-            return "venue_id: not a registered venue", "unknown_venue"
+            return "venue_id: unknown venue (not registered)", "unknown_venue"
         return "", ""
 
     def apply(self, parsed: list[Parsed], now: int) -> BatchResult:

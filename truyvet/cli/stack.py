@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -32,9 +34,17 @@ def down() -> None:
 
 
 @click.command()
-def status() -> None:
-    """Each component with its pid, address, health and version."""
-    _print_status(Stack(common_settings()))
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (CONTRACT.md, v2) instead of a table.")
+def status(as_json: bool) -> None:
+    """Each component with its pid, address, health and version; exit 1 if any is not up."""
+    rows = Stack(common_settings()).status()
+    if as_json:
+        components = [{**row, "pid": int(row["pid"]) if row["pid"].isdigit() else None} for row in rows]
+        click.echo(json.dumps({"profile": "single", "components": components}, ensure_ascii=False))
+    else:
+        _print_rows(rows)
+    if any(row["health"] != "up" for row in rows):
+        raise SystemExit(1)
 
 
 @click.command()
@@ -47,10 +57,15 @@ def migrate() -> None:
 
 
 def _print_status(stack: Stack) -> None:
+    _print_rows(stack.status())
+
+
+def _print_rows(rows: list[dict[str, str]]) -> None:
     table = Table(title="Truy Vết local stack")
-    for column in ("component", "pid", "address", "health", "version"):
+    for column in ("component", "kind", "pid", "address", "health", "version"):
         table.add_column(column)
-    for row in stack.status():
+    for row in rows:
         style = "green" if row["health"] == "up" else "red"
-        table.add_row(row["component"], row["pid"], row["address"], f"[{style}]{row['health']}[/]", row["version"])
+        table.add_row(row["name"], row["kind"], row["pid"], row["address"], f"[{style}]{row['health']}[/]",
+                      row["version"])
     console.print(table)

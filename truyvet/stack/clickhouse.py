@@ -90,6 +90,20 @@ class ClickHouseNode:
     def stop(self) -> bool:
         return self.procs.stop(NAME, timeout=30)
 
+    def server_pid(self) -> int | None:
+        """The pid of the server itself: the launched process, or the child it forked when it runs as
+        its own watchdog (a signal to the watchdog is not one to the server)."""
+        pid = self.procs.pid(NAME)
+        if pid is None:
+            return None
+        children: list[int] = []
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                children += [int(c) for c in task.read_text().split()]
+            except (OSError, ValueError):
+                continue
+        return children[0] if children else pid
+
 
 def ensure_database(settings: CommonSettings) -> DriverDatabase:
     """Create the configured database if missing and apply the migrations; return a client on it."""

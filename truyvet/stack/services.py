@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
@@ -18,6 +20,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AppService:
     name: str
+    kind: str  # the contract's component kind: ingest, trace, worker, dispatcher
     argv: tuple[str, ...]
     address: str
     health_url: str
@@ -28,17 +31,18 @@ def app_services(settings: CommonSettings, *, workers: int = 1) -> list[AppServi
     py = sys.executable
     host = settings.bind_host
     services = [
-        AppService("ingest", (py, "-m", "uvicorn", "ingest.api:app", "--host", host, "--port",
+        AppService("ingest", "ingest", (py, "-m", "uvicorn", "ingest.api:app", "--host", host, "--port",
                               str(settings.ingest_port), "--no-access-log", "--log-level", "warning"),
                    settings.ingest_url, f"{settings.ingest_url}/healthz"),
-        AppService("trace", (py, "-m", "uvicorn", "trace_api.main:app", "--host", host, "--port",
+        AppService("trace", "trace", (py, "-m", "uvicorn", "trace_api.main:app", "--host", host, "--port",
                              str(settings.trace_port), "--no-access-log", "--log-level", "warning"),
                    settings.trace_url, f"{settings.trace_url}/healthz"),
     ]
     for i in range(workers):
         port = settings.worker_metrics_port + i
-        services.append(AppService(f"worker-{i}" if i else "worker", (py, "-m", "streams"),
-                                   f"http://{host}:{port}/metrics", f"http://{host}:{port}/metrics",
+        # /healthz answers 200 only while every intake is running and keeping up (streams/consumer.py).
+        services.append(AppService(f"worker-{i}" if i else "worker", "worker", (py, "-m", "streams"),
+                                   f"http://{host}:{port}/metrics", f"http://{host}:{port}/healthz",
                                    (("TRUYVET_WORKER_METRICS_PORT", str(port)),)))
     services.append(_dispatcher(settings))  # issue 6 (alerts)
     return services
@@ -49,12 +53,27 @@ def _dispatcher(settings: CommonSettings) -> AppService:
     from truyvet.alerts import AlertSettings
 
     url = f"http://{settings.bind_host}:{AlertSettings().dispatcher_metrics_port}/metrics"
-    return AppService("dispatcher", (sys.executable, "-m", "streams.dispatcher"), url, url)
+    return AppService("dispatcher", "dispatcher", (sys.executable, "-m", "streams.dispatcher"), url, url)
 
 
 def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URLs from settings
         return bool(response.status == 200)
+
+
+def service_health(url: str) -> str:
+    """``up`` when the health URL answers 200; else what it says (a worker's ``restoring``, ``stalled``,
+    ``recovering``, ``failed``...), or ``down`` when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URLs from settings
+            return "up" if response.status == 200 else "down"
+    except urllib.error.HTTPError as exc:
+        try:
+            return str(json.loads(exc.read()).get("status") or "down")
+        except (ValueError, AttributeError):
+            return "down"
+    except (OSError, ValueError):
+        return "down"
 
 
 class Stack:
@@ -89,31 +108,28 @@ class Stack:
         return stopped
 
     def status(self) -> list[dict[str, str]]:
+        """One row per component: name, kind, pid, address, health, version (CONTRACT.md, v2)."""
         rows = []
-        kafka_pid = self.procs.pid("kafka")
         try:
             kafka_ok = self.kafka.ready()
         except Exception:  # noqa: BLE001 - status reports, it does not fail
             kafka_ok = False
-        rows.append({"component": "kafka", "pid": str(kafka_pid or "-"), "address": self.settings.kafka_bootstrap,
-                     "health": "up" if kafka_ok else "down",
+        rows.append({"name": "kafka", "kind": "kafka", "pid": str(self.procs.pid("kafka") or "-"),
+                     "address": self.settings.kafka_bootstrap, "health": "up" if kafka_ok else "down",
                      "version": f"Apache Kafka {self.kafka.jar_version() or '?'} (KRaft)"})
         try:
             ch_version = server_version(self.settings)
             ch_ok = True
         except Exception:  # noqa: BLE001
             ch_version, ch_ok = "?", False
-        rows.append({"component": "clickhouse", "pid": str(self.procs.pid("clickhouse") or "-"),
+        rows.append({"name": "clickhouse", "kind": "clickhouse", "pid": str(self.clickhouse.server_pid() or "-"),
                      "address": f"{self.settings.clickhouse_host}:{self.settings.clickhouse_port}",
                      "health": "up" if ch_ok else "down", "version": f"ClickHouse {ch_version}"})
         for service in app_services(self.settings, workers=8):
             pid = self.procs.pid(service.name)
             if pid is None and service.name.startswith("worker-"):
                 continue
-            try:
-                ok = http_ok(service.health_url)
-            except Exception:  # noqa: BLE001
-                ok = False
-            rows.append({"component": service.name, "pid": str(pid or "-"), "address": service.address,
-                         "health": "up" if ok else "down", "version": ""})
+            rows.append({"name": service.name, "kind": service.kind, "pid": str(pid or "-"),
+                         "address": service.address, "health": service_health(service.health_url),
+                         "version": ""})
         return rows

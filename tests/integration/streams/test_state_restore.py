@@ -1,0 +1,72 @@
+"""State restore per store (issue 16): what the worker wrote it reads back; what it cannot read stops it loudly.
+
+For each of the worker's stores (person-scans, exposure-windows, alerted): records written by a worker are
+restored by the next one (keys counted after a restart), and a record the store's codec cannot read makes
+the worker stop with an error naming the topic, partition and offset, with ``/healthz`` saying so
+meanwhile, instead of a warning repeated for ever.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import pytest
+from kafka import KafkaProducer
+
+from streams.config import StreamsSettings
+from tests.integration.streams.harness import Pipeline, metric, wait_for
+from tests.unit.streams.scenarios import VenueSpec
+from truyvet.stack.processes import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+STORES = ("person-scans", "exposure-windows", "alerted")
+VALID = {"person-scans": b'{"s":[],"p":0}', "exposure-windows": b"[]", "alerted": b"1999999999"}
+
+
+def _produce(p: Pipeline, topic: str, records: list[tuple[bytes, bytes]], partition: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=p.settings.kafka_bootstrap, acks="all")
+    try:
+        for key, value in records:
+            producer.send(topic, key=key, value=value, partition=partition)
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_a_changelog_record_the_store_cannot_read_stops_the_worker_naming_it(
+        pipeline: Callable[..., Pipeline], store: str) -> None:
+    p = pipeline()
+    p.create([VenueSpec("v1", "food_drink", 0)])
+    p.start_worker()  # creates the state topics
+    wait_for(lambda: metric(p.metrics() or {}, "truyvet_streams_assigned_partitions") > 0, timeout=60,
+             what="partitions assigned")
+    p.procs.stop("worker")
+    topic = StreamsSettings(app_id=p.app_id, topic_prefix=p.prefix).state_topic(store)
+    _produce(p, topic, [(b"good-key", VALID[store]), (b"bad-key", b"\xff not json")], partition=3)
+    # Started by hand: the harness's start_worker waits for a worker that serves its metrics.
+    p.procs.start("worker", [sys.executable, "-m", "streams"], env=p.env("worker"),
+                  cwd=p.procs.run.parent / "worker-cwd")
+    wait_until(lambda: p.procs.pid("worker") is None, timeout=90, what="the worker stopping on the bad record")
+    log = p.log()
+    assert "StateRecoveryError" in log or "cannot be taken up" in log, log[-3000:]
+    assert f"topic='{topic}'" in log and "partition=3" in log and "offset=1" in log, log[-3000:]
+
+
+def test_every_store_is_restored_after_a_restart(pipeline: Callable[..., Pipeline]) -> None:
+    p = pipeline()
+    p.create([VenueSpec("v1", "food_drink", 0)])
+    p.start_worker()
+    wait_for(lambda: metric(p.metrics() or {}, "truyvet_streams_assigned_partitions") > 0, timeout=60,
+             what="partitions assigned")
+    p.procs.stop("worker")
+    settings = StreamsSettings(app_id=p.app_id, topic_prefix=p.prefix)
+    for store in STORES:
+        _produce(p, settings.state_topic(store), [(f"k{i}".encode(), VALID[store]) for i in range(50)]
+                 + [(b"k0", None)], partition=1)  # type: ignore[list-item]
+    p.start_worker()
+    for store in STORES:
+        wait_for(lambda s=store: metric(p.metrics() or {}, "truyvet_streams_state_keys", store=s) == 49,
+                 timeout=60, what=f"{store}: 49 keys restored (50 written, one deleted)")
