@@ -68,9 +68,16 @@ class RunningServices:
     worker_metrics_url: str
 
     def start_worker(self, name: str = "worker", *, extra_env: dict[str, str] | None = None) -> int:
-        service = next(s for s in app_services(self.settings) if s.name == "worker")
+        return self.start("worker", as_name=name, extra_env=extra_env)
+
+    def start(self, service_name: str, *, as_name: str | None = None, extra_env: dict[str, str] | None = None) -> int:
+        """Start one of the session's services again (after a test stopped or killed it)."""
+        service = next(s for s in app_services(self.settings) if s.name == service_name)
         env = {**self.env, **dict(service.env), **(extra_env or {})}
-        return self.procs.start(name, service.argv, env=env, cwd=PROJECT_ROOT)
+        return self.procs.start(as_name or service_name, service.argv, env=env, cwd=PROJECT_ROOT)
+
+    def health_url(self, service_name: str) -> str:
+        return next(s.health_url for s in app_services(self.settings) if s.name == service_name)
 
     def log(self, name: str) -> str:
         return self.procs.log_file(name).read_text(errors="replace")

@@ -44,28 +44,29 @@ WARDS = {"graceful": "01852", "kill-9": "01855"}
 def _healthz(url: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-            return response.status, json.loads(response.read())
+            body = response.read()
+            return response.status, json.loads(body) if body.startswith(b"{") else {}
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-    except OSError:
+        return exc.code, {}
+    except (OSError, ValueError):
         return 0, {}
 
 
-def _restart(services, how: str) -> float:
-    """Stop the session's worker (SIGTERM and wait, or kill -9 of its process group), start it again, and
-    return the seconds until its /healthz says ok."""
-    pid = services.procs.pid("worker")
-    assert pid is not None, "the session's worker is not running"
+def _restart(services, how: str, name: str = "worker") -> float:
+    """Stop one of the session's services (SIGTERM and wait, or kill -9 of its process group), start it
+    again, and return the seconds until its health URL answers 200."""
+    pid = services.procs.pid(name)
+    assert pid is not None, f"the session's {name} is not running"
     if how == "kill-9":
         os.killpg(pid, signal.SIGKILL)
-        wait_for(lambda: not alive(pid), timeout=10, what="worker gone")
-        services.procs.pid_file("worker").unlink(missing_ok=True)
+        wait_for(lambda: not alive(pid), timeout=10, what=f"{name} gone")
+        services.procs.pid_file(name).unlink(missing_ok=True)
     else:
-        assert services.procs.stop("worker")
+        assert services.procs.stop(name)
     started = time.monotonic()
-    services.start_worker()
-    health = services.worker_metrics_url.replace("/metrics", "/healthz")
-    wait_for(lambda: _healthz(health)[0] == 200, timeout=120, what="worker healthy again")
+    services.start(name)
+    health = services.health_url(name)
+    wait_for(lambda: _healthz(health)[0] == 200, timeout=120, what=f"{name} healthy again")
     return time.monotonic() - started
 
 
@@ -124,5 +125,36 @@ def test_worker_restart_keeps_person_state_windows_and_alert_memory(services, db
         for d in receiver.for_case(case_id):
             by_person[str(d.alert["person_id"])] = by_person.get(str(d.alert["person_id"]), 0) + 1
         assert by_person == {early: 1, late: 1, later: 1}
+    finally:
+        receiver.stop()
+
+
+def test_ingest_trace_and_dispatcher_killed_with_a_live_case_come_back_and_alert(services, db, token, http) -> None:
+    """kill -9 of ingest, trace API and dispatcher while a case is live: each is healthy again, a late scan
+    posted after raises its alert, and the trace answers as before (they keep no state of their own)."""
+    registrar, device, epi = token(Role.registrar), token(Role.device), token(Role.epidemiologist)
+    receiver = Receiver(_secret()).start()
+    ward = "01846"
+    try:
+        _webhook(ward, receiver)
+        venue = _venue(http, services, registrar, ward)
+        now = datetime.now(UTC).replace(microsecond=0)
+        t0 = now - timedelta(hours=4)
+        case, early, late = (_person() for _ in range(3))
+        _post_scans(http, services, device, [_scan(venue, case, t0), _scan(venue, early, t0 + timedelta(minutes=5))])
+        wait_for(lambda: _visits_of(db, [case, early]) == {case, early}, timeout=60, what="visits written")
+        case_id = _register(http, services, epi, case, now)
+        wait_for(lambda: {d.alert["person_id"] for d in receiver.for_case(case_id)} == {early}, timeout=30,
+                 what="the registration's alert")
+        for name in ("ingest", "trace", "dispatcher"):
+            seconds = _restart(services, "kill-9", name)
+            print(f"\n{name} after kill -9 with a live case: healthy again after {seconds:.1f} s")
+        _post_scans(http, services, device, [_scan(venue, late, t0 + timedelta(minutes=20))])
+        wait_for(lambda: late in {d.alert["person_id"] for d in receiver.for_case(case_id)}, timeout=30,
+                 what="the late scan after the restarts alerted")
+        r = http.get(f"{services.trace_url}/v1/cases/{case_id}/contacts", headers=epi)
+        assert r.status_code == 200, r.text
+        assert {c["person_id"] for c in r.json()["contacts"]} == {early, late}
+        assert sorted(str(d.alert["person_id"]) for d in receiver.for_case(case_id)) == sorted([early, late])
     finally:
         receiver.stop()
