@@ -66,13 +66,29 @@ def parse_scan(raw: bytes) -> ParsedScan | Rejected:
                                             event.venue_id, str(event.scan_id)))
 
 
-def _time(value: object) -> int | None:
+def utc_epoch(value: object) -> int | None:
+    """Epoch seconds of a time in the canonical form (RFC 3339 with ``T`` and an offset); None for anything
+    else, which the model then accepts or refuses with its reason (both doors use this)."""
     if type(value) is not str or not _TIME.fullmatch(value):
         return None
     try:
         return int(datetime.fromisoformat(value).astimezone(UTC).timestamp())
     except (ValueError, OverflowError):  # year 1 / 9999 with an offset has no UTC time: the model says why
         return None
+
+
+def canonical_scan_id(value: object) -> str | None:
+    """A scan_id already in canonical form (lowercase hyphenated UUID), else None (the model decides)."""
+    return value if type(value) is str and _UUID.fullmatch(value) else None
+
+
+def is_venue_id(value: object) -> bool:
+    return type(value) is str and _ID.fullmatch(value) is not None
+
+
+def is_person_id(value: object) -> bool:
+    """A pseudonymous person id: the id pattern, and not a raw ID card number."""
+    return type(value) is str and _ID.fullmatch(value) is not None and not is_raw_id_number(value)
 
 
 def _fast(raw: bytes) -> ParsedScan | None:
@@ -84,15 +100,13 @@ def _fast(raw: bytes) -> ParsedScan | None:
         return None
     scan_id, venue_id, person_id = doc.get("scan_id"), doc.get("venue_id"), doc.get("person_id")
     direction = doc.get("direction", IN)
-    if (type(scan_id) is not str or not _UUID.fullmatch(scan_id) or type(venue_id) is not str
-            or not _ID.fullmatch(venue_id) or type(person_id) is not str or not _ID.fullmatch(person_id)
-            or is_raw_id_number(person_id)
+    if (canonical_scan_id(scan_id) is None or not is_venue_id(venue_id) or not is_person_id(person_id)
             or direction not in (IN, OUT) or type(doc.get("source", "")) is not str):
         return None
-    t = _time(doc.get("scanned_at"))
+    t = utc_epoch(doc.get("scanned_at"))
     if t is None:
         return None
     received = doc.get("received_at")
-    if received is not None and _time(received) is None:
+    if received is not None and utc_epoch(received) is None:
         return None
     return ParsedScan(person_id, Scan(t, direction, venue_id, scan_id))
