@@ -1,4 +1,4 @@
-"""Ingest API: venue registration and scan intake (CONTRACT.md, "Ingest API")."""
+"""Ingest API: venue registration and scan intake (docs/api.md, "Ingest API")."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
 DPI = 300
-POSTER_CM = (15.0, 21.0)  # DOMAIN.md: posters at least 15 x 15 cm
+POSTER_CM = (15.0, 21.0)  # docs/domain.md: posters at least 15 x 15 cm
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 
 CATEGORY_LABELS = {

@@ -1,6 +1,6 @@
 """CCCD card QR text → keyed pseudonym. The raw ID number never leaves this module.
 
-CCCD QR text (DOMAIN.md): seven ``|``-separated fields: 12-digit ID number, old 9-digit ID (may be
+CCCD QR text (docs/domain.md): seven ``|``-separated fields: 12-digit ID number, old 9-digit ID (may be
 empty), full name, date of birth ``ddmmyyyy``, sex, permanent address, issue date ``ddmmyyyy``.
 """
 

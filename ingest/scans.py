@@ -17,7 +17,7 @@ from truyvet.scan import canonical_scan_id, is_person_id, is_venue_id, utc_epoch
 
 
 class ScanIn(BaseModel):
-    """A scan as a device or phone sends it (CONTRACT.md): exactly one venue and one person field."""
+    """A scan as a device or phone sends it (docs/api.md): exactly one venue and one person field."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,19 +1,15 @@
 """Streaming exposure matching as pure functions: a venue's active windows and what a visit meets.
 
-The rule is the contract's contact rule (``trace_api.tracing.exposure``; a unit test checks both
-agree): visit ``b`` is an exposure to window source visit ``a`` at the same venue when
-``b.t_in <= a.t_out + W`` and ``b.t_out >= a.t_in - W`` and ``[a.t_in - W, a.t_out + W]`` meets
-``[b.t_in, b.t_out]`` for at least M seconds. No faust or Kafka here.
+The rule is the contact rule of ``truyvet.contact`` (docs/tracing.md), the trace API's too.
+No faust or Kafka here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
+from truyvet.contact import meets
 from truyvet.events import ExposureWindow, VisitNotice
 
 
@@ -24,11 +20,9 @@ class Match:
 
 
 def qualifies(w: ExposureWindow, b: VisitNotice) -> bool:
-    if w.venue_id != b.venue_id:
-        return False
-    if not (b.t_in <= w.t_out + w.window and b.t_out >= w.t_in - w.window):
-        return False
-    return min(w.t_out + w.window, b.t_out) - max(w.t_in - w.window, b.t_in) >= w.min_overlap
+    """The contact rule (truyvet.contact) between a window's source visit and a visit at its venue."""
+    return w.venue_id == b.venue_id and meets(w.t_in, w.t_out, b.t_in, b.t_out, window=w.window,
+                                              min_overlap=w.min_overlap)
 
 
 class VenueWindows:
@@ -78,10 +72,3 @@ class VenueWindows:
         found = [m for v in visits for m in self.matches(v)]
         found.sort(key=lambda m: (m.window.generation, m.window.case_id, m.window.t_in))
         return found
-
-
-@lru_cache(maxsize=1 << 16)  # murmur2 is pure Python and called for every visit written
-def partition_of(venue_id: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives the key ``venue_id`` (murmur2, as the trace
-    API's kafka-python producer and faust's aiokafka producer both compute it)."""
-    return (murmur2(venue_id.encode()) & 0x7FFFFFFF) % partitions

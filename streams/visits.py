@@ -1,4 +1,4 @@
-"""Visits from one person's scans, by the contract's rules (CONTRACT.md, "Tracing semantics").
+"""Visits from one person's scans, by the contract's rules (docs/tracing.md).
 
 Everything here is a pure function of the *set* of a person's scans, so the visits do not depend
 on the order in which scans arrive: a late or shuffled scan changes the set, the worker recomputes

@@ -1,6 +1,6 @@
 """F1/F2 tracing: one batched query round per generation (person-keyed visits, then venue co-visitors).
 
-Choices where CONTRACT.md is silent (the reference model in tests/unit/trace_api/reference.py makes
+Choices where docs/tracing.md is silent (the reference model in tests/unit/trace_api/reference.py makes
 the same ones):
 - A generation-1 contact whose earliest exposure starts after the case's ``infectious_to`` has an
   empty depth-2 period: no visits, no generation-2 contacts through them.
@@ -70,7 +70,7 @@ def _windows(
 def trace(
     db: Database, *, person_id: str, start: int, end: int, params: TraceParams, reads: Any = queries
 ) -> TraceResult:
-    """Contacts of a case ``person_id`` infectious over ``[start, end]`` (CONTRACT.md semantics).
+    """Contacts of a case ``person_id`` infectious over ``[start, end]`` (docs/tracing.md semantics).
 
     Generation 1: the case's visits (one person-keyed read), then everyone at those venues near
     those times (one venue-keyed read). Generation 2: the same two reads for all F1s at once.

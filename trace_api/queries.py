@@ -17,10 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from trace_api.tracing import VisitRow
-from truyvet.schema.db import Database, DatabaseError
-
-UNKNOWN_TABLE = 60
-
+from truyvet.schema.db import Database
 
 # Times as epoch seconds straight from the server: no datetime objects per row on the client.
 LATEST = (
@@ -161,10 +158,6 @@ def _venue_column(db: Database, venue_ids: Iterable[str], column: str) -> dict[s
     return {str(v): str(value) for v, value in rows}
 
 
-def venue_wards(db: Database, venue_ids: Iterable[str]) -> dict[str, str]:
-    return _venue_column(db, venue_ids, "ward_code")
-
-
 def venue_categories(db: Database, venue_ids: Iterable[str]) -> dict[str, str]:
     return _venue_column(db, venue_ids, "category")
 
@@ -175,22 +168,16 @@ PERSONAL_FIELDS = ("full_name", "birth_date", "sex", "address")
 def person_details(db: Database, persons: Iterable[str]) -> dict[str, dict[str, Any]]:
     """person_id -> {full_name, birth_date, sex, address, residence_ward_code} from the restricted store.
 
-    The store (``person_details``, filled by ingest from CCCD scans) may not exist in an older schema;
-    then nobody has details and residence wards are unknown.
+    The store is ``person_details``, filled by ingest from CCCD scans.
     """
     ids = tuple(sorted(set(persons)))
     if not ids:
         return {}
-    try:
-        rows = db.execute(
-            "SELECT person_id, full_name, birth_date, sex, address, residence_ward_code "
-            "FROM person_details FINAL WHERE person_id IN %(ids)s",
-            {"ids": ids},
-        )
-    except DatabaseError as exc:
-        if exc.context.get("code") == UNKNOWN_TABLE or "UNKNOWN_TABLE" in exc.message:
-            return {}
-        raise
+    rows = db.execute(
+        "SELECT person_id, full_name, birth_date, sex, address, residence_ward_code "
+        "FROM person_details FINAL WHERE person_id IN %(ids)s",
+        {"ids": ids},
+    )
     return {
         str(p): {
             "full_name": str(n),

@@ -1,4 +1,4 @@
-"""The contract's contact rule (CONTRACT.md, "Tracing semantics"), as pure functions over visits.
+"""The contact rule (truyvet/contact.py; docs/tracing.md) applied to visits: pairs, per person, depth 2.
 
 ClickHouse narrows the candidates with primary-key range reads (queries.py); the exact rule,
 to the second and with closed intervals, is applied here. Times are integer epoch seconds.
@@ -9,6 +9,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+
+from truyvet.contact import meets, overlap_seconds
 
 WindowFor = Callable[[str], int]  # venue_id -> exposure window W in seconds
 
@@ -31,20 +33,10 @@ class Exposure:
 
 
 def exposure(a: VisitRow, b: VisitRow, *, window: int, min_overlap: int) -> Exposure | None:
-    """Does visit ``b`` qualify as an exposure to case visit ``a``? Seconds, closed intervals.
-
-    ``b.t_in <= a.t_out + W`` and ``b.t_out >= a.t_in - W``, and ``[a.t_in - W, a.t_out + W]`` meets
-    ``[b.t_in, b.t_out]`` for at least ``min_overlap`` seconds.
-    """
-    if a.venue_id != b.venue_id:
+    """Does visit ``b`` qualify as an exposure to case visit ``a``? (:func:`truyvet.contact.meets`)"""
+    if a.venue_id != b.venue_id or not meets(a.t_in, a.t_out, b.t_in, b.t_out, window=window, min_overlap=min_overlap):
         return None
-    if not (b.t_in <= a.t_out + window and b.t_out >= a.t_in - window):
-        return None
-    widened = min(a.t_out + window, b.t_out) - max(a.t_in - window, b.t_in)
-    if widened < min_overlap:
-        return None
-    overlap = max(0, min(a.t_out, b.t_out) - max(a.t_in, b.t_in))
-    return Exposure(a.venue_id, a, b, overlap)
+    return Exposure(a.venue_id, a, b, overlap_seconds(a.t_in, a.t_out, b.t_in, b.t_out))
 
 
 def overlapping(visits: Iterable[VisitRow], start: int, end: int) -> list[VisitRow]:
@@ -96,7 +88,9 @@ def matches(
         lo = 0 if max_visit is None else bisect_left(t_ins, b.t_in - w - max_visit)
         hi = bisect_right(t_ins, b.t_out + w)
         b_in, b_out = b.t_in, b.t_out
-        for i in range(lo, hi):  # exposure(a, b) inlined: this loop is most of a large trace's Python time
+        # truyvet.contact.meets inlined: this loop is most of a large trace's Python time (a property test
+        # holds it equal to the definition).
+        for i in range(lo, hi):
             a = here[i]
             a_in, a_out = a.t_in, a.t_out
             if b_in > a_out + w or b_out < a_in - w:

@@ -20,7 +20,7 @@ from prometheus_client import Counter
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from truyvet.schema.db import Database, DatabaseError
+from truyvet.schema.db import Database
 from truyvet.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,6 @@ RAISED = Counter(
     "truyvet_alerts_raised_total", "Alerts raised (source: case registration or late visit)", ["source"]
 )
 
-# ClickHouse error codes meaning "the ingest engineer's person_details table is not there (yet)".
-_NO_TABLE_CODES = {60, 47, 16}
 
 
 class AlertSettings(CommonSettings):
@@ -70,20 +68,14 @@ def alert_id(case_id: str, person_id: str) -> str:
 
 
 def residence_wards(db: Database, persons: Iterable[str]) -> dict[str, str]:
-    """Residence ward of each person where known (``person_details``, kept by ingest)."""
+    """Residence ward of each person where known (``person_details``, kept by ingest from CCCD scans)."""
     ids = tuple(sorted(set(persons)))
     if not ids:
         return {}
-    try:
-        rows = db.execute(
-            "SELECT person_id, residence_ward_code FROM person_details FINAL WHERE person_id IN %(ids)s",
-            {"ids": ids},
-        )
-    except DatabaseError as exc:
-        if exc.context.get("code") in _NO_TABLE_CODES:
-            logger.debug("no person_details table: alerts go to the exposure venue's ward")
-            return {}
-        raise
+    rows = db.execute(
+        "SELECT person_id, residence_ward_code FROM person_details FINAL WHERE person_id IN %(ids)s",
+        {"ids": ids},
+    )
     return {str(p): str(w) for p, w in rows if w}
 
 
@@ -95,11 +87,18 @@ def venue_wards(db: Database, venue_ids: Iterable[str]) -> dict[str, str]:
     return {str(v): str(w) for v, w in rows}
 
 
+def addressee_ward(residence_ward: str, venue_ward: str) -> str:
+    """The ward rule (docs/tracing.md, "Alerts"): a contact belongs to the health center of their
+    residence ward where known, else of the ward of their (first) exposure venue. Alerts are addressed
+    by it, and a health center sees and reads the contacts it gives."""
+    return residence_ward or venue_ward
+
+
 def addressee_wards(db: Database, exposures: dict[str, str]) -> dict[str, str]:
-    """Ward to alert for each ``person -> exposure venue``: residence ward, else the venue's ward."""
+    """:func:`addressee_ward` of each ``person -> exposure venue``."""
     homes = residence_wards(db, exposures)
     venues = venue_wards(db, exposures.values())
-    return {p: homes.get(p) or venues.get(v, "") for p, v in exposures.items()}
+    return {p: addressee_ward(homes.get(p, ""), venues.get(v, "")) for p, v in exposures.items()}
 
 
 def valid_url(url: str) -> bool:

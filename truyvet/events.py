@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 
 class Category(StrEnum):
-    """Venue categories of the origin letter (CONTRACT.md)."""
+    """Venue categories of the origin letter (docs/api.md)."""
 
     office = "office"
     factory = "factory"

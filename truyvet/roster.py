@@ -1,4 +1,4 @@
-"""The roster: establishments that must scan (CONTRACT.md ``truyvet roster load``), per ward and category.
+"""The roster: establishments that must scan (docs/api.md ``truyvet roster load``), per ward and category.
 
 A file holds any number of wards; loading it replaces the roster of each ward it names (a ward
 office sends its whole list again when it changes), so loading the same file twice is harmless.

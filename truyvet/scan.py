@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeGuard
 
 import orjson
 from pydantic import ValidationError
@@ -82,11 +82,11 @@ def canonical_scan_id(value: object) -> str | None:
     return value if type(value) is str and _UUID.fullmatch(value) else None
 
 
-def is_venue_id(value: object) -> bool:
+def is_venue_id(value: object) -> TypeGuard[str]:
     return type(value) is str and _ID.fullmatch(value) is not None
 
 
-def is_person_id(value: object) -> bool:
+def is_person_id(value: object) -> TypeGuard[str]:
     """A pseudonymous person id: the id pattern, and not a raw ID card number."""
     return type(value) is str and _ID.fullmatch(value) is not None and not is_raw_id_number(value)
 
@@ -98,9 +98,9 @@ def _fast(raw: bytes) -> ParsedScan | None:
         return None
     if type(doc) is not dict or not _KNOWN.issuperset(doc):
         return None
-    scan_id, venue_id, person_id = doc.get("scan_id"), doc.get("venue_id"), doc.get("person_id")
+    scan_id, venue_id, person_id = canonical_scan_id(doc.get("scan_id")), doc.get("venue_id"), doc.get("person_id")
     direction = doc.get("direction", IN)
-    if (canonical_scan_id(scan_id) is None or not is_venue_id(venue_id) or not is_person_id(person_id)
+    if (scan_id is None or not is_venue_id(venue_id) or not is_person_id(person_id)
             or direction not in (IN, OUT) or type(doc.get("source", "")) is not str):
         return None
     t = utc_epoch(doc.get("scanned_at"))

@@ -1,4 +1,4 @@
-"""Alerts and their delivery state (CONTRACT.md, "Trace API": ``GET /v1/alerts``)."""
+"""Alerts and their delivery state (docs/api.md, "Trace API": ``GET /v1/alerts``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cases, their contacts (JSON or CSV) and exposure sites (CONTRACT.md, "Trace API")."""
+"""Cases, their contacts (JSON or CSV) and exposure sites (docs/api.md, "Trace API")."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ from trace_api.models import (
     error_responses,
 )
 from trace_api.tracing import VisitRow, overlapping
+from truyvet import alerts
+from truyvet.alerts import addressee_ward
 from truyvet.auth import Principal, Role
 from truyvet.schema.db import Database
 from truyvet.web import ApiError, require
@@ -110,22 +112,20 @@ def trace_params(
 def contact_wards(
     db: Database, contacts: list[Contact], settings: TraceSettings | None = None
 ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """Each contact's ward: residence ward where known (restricted store), else its first exposure venue's.
+    """Each contact's ward (:func:`truyvet.alerts.addressee_ward`), with the personal details read for it.
 
     :param settings: if given, the two look-ups run at the same time (the second on its own client).
     """
     persons = [c.person_id for c in contacts]
     if settings is not None and contacts:
         pending = deps.in_background(settings, lambda side: queries.person_details(side, persons))
-        venue_wards = queries.venue_wards(db, {c.exposures[0].venue_id for c in contacts})
+        venue_of = alerts.venue_wards(db, {c.exposures[0].venue_id for c in contacts})
         details = pending.result()
     else:
         details = queries.person_details(db, persons)
-        venue_wards = queries.venue_wards(db, {c.exposures[0].venue_id for c in contacts})
-    wards = {}
-    for c in contacts:
-        residence = details.get(c.person_id, {}).get("residence_ward_code", "")
-        wards[c.person_id] = residence or venue_wards.get(c.exposures[0].venue_id, "")
+        venue_of = alerts.venue_wards(db, {c.exposures[0].venue_id for c in contacts})
+    wards = {c.person_id: addressee_ward(details.get(c.person_id, {}).get("residence_ward_code", ""),
+                                         venue_of.get(c.exposures[0].venue_id, "")) for c in contacts}
     return wards, details
 
 

@@ -1,4 +1,4 @@
-"""Rollout coverage (CONTRACT.md ``GET /v1/reports/coverage``): per ward and category, computed in ClickHouse.
+"""Rollout coverage (docs/api.md ``GET /v1/reports/coverage``): per ward and category, computed in ClickHouse.
 
 Definitions (one reporting day = ``[date 00:00, date+1 00:00)`` at ``utc_offset_minutes``, default
 +07:00, Vietnam time):

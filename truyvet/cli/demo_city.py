@@ -189,7 +189,7 @@ def simulate(
     for day in days:
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC) - VN
         for person in residents:
-            if rnd.random() >= compliance:  # compliance decays (DOMAIN.md): many days go unscanned
+            if rnd.random() >= compliance:  # compliance decays (docs/domain.md): many days go unscanned
                 continue
             plans: list[tuple[dict[str, str], datetime]] = []
             if person.work and day.weekday() < 6:

@@ -34,7 +34,7 @@ def down() -> None:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="One JSON document (CONTRACT.md, v2) instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (docs/api.md, v2) instead of a table.")
 def status(as_json: bool) -> None:
     """Each component with its pid, address, health and version; exit 1 if any is not up."""
     rows = Stack(common_settings()).status()

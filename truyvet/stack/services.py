@@ -108,7 +108,7 @@ class Stack:
         return stopped
 
     def status(self) -> list[dict[str, str]]:
-        """One row per component: name, kind, pid, address, health, version (CONTRACT.md, v2)."""
+        """One row per component: name, kind, pid, address, health, version (docs/api.md, v2)."""
         rows = []
         try:
             kafka_ok = self.kafka.ready()

@@ -93,26 +93,3 @@ def test_windows_are_added_once_updated_in_place_and_expire() -> None:
     assert windows.prune(now=150) == 1
     assert [w.case_id for w in windows.windows] == ["case_2"]
     assert VenueWindows.from_json(windows.to_json()).windows == windows.windows
-
-
-def test_notices_land_on_the_partition_of_their_venues_windows() -> None:
-    from kafka.partitioner.default import DefaultPartitioner
-
-    from streams.exposure import partition_of
-
-    class Cluster:  # what kafka-python's partitioner asks of the cluster metadata
-        def topics(self) -> set[str]:
-            return {"t"}
-
-        def partitions_for_topic(self, _topic: str) -> set[int]:
-            return set(range(8))
-
-        def available_partitions_for_topic(self, _topic: str) -> set[int]:
-            return set(range(8))
-
-    for venue in ["ven_1", "V", "bven12345", "qu\u00e1n-\u0111\u1ee9c-xu\u00e2n", "x" * 64]:
-        # The trace API's kafka-python producer puts windows by key; the worker puts notices by number.
-        key = venue.encode()
-        assert partition_of(venue, 8) == DefaultPartitioner().partition(
-            "t", venue, key, None, None, Cluster()
-        )

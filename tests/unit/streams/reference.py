@@ -1,4 +1,4 @@
-"""A plain-Python reference of the contract's visit rules (CONTRACT.md, "Tracing semantics").
+"""A plain-Python reference of the contract's visit rules (docs/tracing.md).
 
 Written independently of ``streams/visits.py`` (whole-list filters instead of its forward scan) so
 that the two check each other. The choices where the contract is silent are the ones documented in

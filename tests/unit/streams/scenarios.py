@@ -106,6 +106,6 @@ def renamed(scans: Sequence[RefScan], prefix: str) -> list[RefScan]:
 
 
 def scan_json(s: RefScan) -> bytes:
-    """The scan as any Kafka client may produce it to ``scans`` (CONTRACT.md)."""
+    """The scan as any Kafka client may produce it to ``scans`` (docs/api.md)."""
     return orjson.dumps({"scan_id": s.scan_id, "scanned_at": datetime.fromtimestamp(s.t, UTC).isoformat(),
                          "direction": s.direction, "venue_id": s.venue_id, "person_id": s.person_id})

@@ -1,4 +1,4 @@
-"""A plain-Python reference of the contract's contact rule (CONTRACT.md, "Tracing semantics").
+"""A plain-Python reference of the contract's contact rule (docs/tracing.md).
 
 Written from the contract's text, independently of ``trace_api/tracing.py`` and ``contacts.py``:
 brute force over every pair of visits, no indexes, no range narrowing. Times are epoch seconds;
