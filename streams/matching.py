@@ -22,6 +22,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -33,8 +34,9 @@ from prometheus_client import Counter
 from streams.config import StreamsSettings
 from streams.exposure import Match, VenueWindows
 from streams.store import JSON, ChangelogStore
+from streams.traced import TracedPersons
 from truyvet.alerts import RAISED, addressee_wards, alert_id
-from truyvet.events import Alert, ExposureWindow, Topics, VisitNotice
+from truyvet.events import Alert, ExposureWindow, Topics, TracedPerson, VisitNotice
 from truyvet.partitioning import partition_for
 from truyvet.schema.db import Database, DatabaseError
 
@@ -46,6 +48,8 @@ SUPPRESSED = Counter(
 )
 WINDOWS_ACTIVE = Counter("truyvet_alerts_windows_added_total", "Exposure windows added to the worker's store")
 WINDOWS_EXPIRED = Counter("truyvet_alerts_windows_expired_total", "Exposure windows dropped after follow-up")
+PUBLISHED_MEMORY = 200_000  # windows remembered as published (a repeat notice publishes nothing new)
+
 ALERTED_EXPIRED = Counter("truyvet_alerts_dedup_expired_total",
                           "Remembered (case, contact) alerts forgotten after the case's follow-up")
 
@@ -104,10 +108,14 @@ class MatchingProcessor:
     """:class:`streams.consumer.BatchProcessor` of the ``exposure-matching`` topic."""
 
     def __init__(self, settings: StreamsSettings, *, producer: AIOKafkaProducer, connect: Callable[[], Database],
-                 depth: int, client_options: dict[str, Any] | None = None) -> None:
+                 depth: int, traced: TracedPersons, client_options: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.producer = producer
         self.depth = depth
+        self.traced = traced
+        self.traced_topic = settings.topic(Topics.TRACED)
+        # Windows this worker published from traced persons' visits: (case, generation, visit) -> span.
+        self._published: OrderedDict[tuple[str, int, str], tuple[str, int, int]] = OrderedDict()
         self.db = _Db(connect)
         self.windows = ChangelogStore("exposure-windows", settings.state_topic("exposure-windows"), codec=JSON,
                                       bootstrap=settings.kafka_bootstrap, client_options=client_options)
@@ -138,6 +146,7 @@ class MatchingProcessor:
             delay = min(delay * 2, 30.0)
 
     async def process(self, batch: dict[int, list[Any]]) -> None:
+        await self.traced.catch_up()
         pending: list[Awaitable[object]] = []
         for partition, records in batch.items():
             for record in records:
@@ -204,13 +213,49 @@ class MatchingProcessor:
             if loaded[venue].windows:
                 matches += loaded[venue].matches(notice)
         CHECKED.inc(len(notices))
+        futures = await self._traced_windows(notices, now)
         if not matches:
-            return []
+            return futures
         matches.sort(key=lambda m: (m.window.generation, m.window.case_id, m.window.t_in))
-        return await self._raise(partition, matches, now)
+        return futures + await self._raise(partition, matches, now)
+
+    async def _traced_windows(self, notices: list[VisitNotice], now: int) -> list[Awaitable[object]]:
+        """Visits of traced persons (the case person, generation-1 contacts) written at any time become
+        exposure windows of the next generation, which also check the visits already stored at the venue.
+        Late data: docs/tracing.md."""
+        futures: list[Awaitable[object]] = []
+        for notice in notices:
+            for t in self.traced.of(notice.person_id, now):
+                if t.generation >= self.depth or notice.t_in > t.t_to or notice.t_out < t.t_from:
+                    continue
+                window = ExposureWindow(
+                    case_id=t.case_id, case_person_id=t.case_person_id, generation=t.generation + 1,
+                    via_person_id=notice.person_id if t.generation else None, venue_id=notice.venue_id,
+                    visit_id=notice.visit_id, t_in=notice.t_in, t_out=notice.t_out, window=t.window,
+                    min_overlap=t.min_overlap, case_end=t.t_to, expires_at=t.expires_at, backfill=True)
+                futures += await self._publish(window)
+        return futures
+
+    async def _publish(self, window: ExposureWindow) -> list[Awaitable[object]]:
+        """Put a window on its venue's partition, unless this worker published the same span already."""
+        key = (window.case_id, window.generation, window.visit_id)
+        span = (window.venue_id, window.t_in, window.t_out)
+        if self._published.get(key) == span:
+            return []
+        self._published[key] = span
+        self._published.move_to_end(key)
+        while len(self._published) > PUBLISHED_MEMORY:
+            self._published.popitem(last=False)
+        return [await self.producer.send(
+            self.topic, key=window.venue_id.encode(), value=window.to_json(),
+            partition=partition_for(window.venue_id, self.settings.scans_partitions))]
 
     # -- alerts --------------------------------------------------------------------------------------------
-    def _was_alerted(self, key: bytes) -> bool:
+    def _was_alerted(self, m: Match, key: bytes) -> bool:
+        """Raised before: by this matcher (``alerted``), or, for generation 1, by whoever traced the person
+        (the registration's trace or another worker's matcher)."""
+        if m.window.generation == 1 and self.traced.get(m.window.case_id, m.visit.person_id) is not None:
+            return True
         return any(key in data for data in self.alerted.partitions.values())
 
     async def _raise(self, partition: int, matches: list[Match], now: int) -> list[Awaitable[object]]:
@@ -219,16 +264,20 @@ class MatchingProcessor:
         The alerts are confirmed by Kafka before they are remembered (a crash in between raises them
         again; the dispatcher drops the copy by its alert_id)."""
         fresh: dict[str, Match] = {}
+        traced: list[Awaitable[object]] = []
         for m in matches:
             aid = alert_id(m.window.case_id, m.visit.person_id)
             if aid in fresh:
                 continue
-            if self._was_alerted(aid.encode()):
+            already = self._was_alerted(m, aid.encode())
+            if m.window.generation == 1 and self.depth >= 2:
+                traced += await self._trace_contact(m)  # also when alerted before: an earlier exposure
+            if already:
                 SUPPRESSED.inc()
                 continue
             fresh[aid] = m
         if not fresh:
-            return []
+            return traced
         wards = await self._in_db(addressee_wards, {m.visit.person_id: m.visit.venue_id for m in fresh.values()})
         created = datetime.fromtimestamp(now, UTC)
         sent: list[Awaitable[object]] = []
@@ -238,29 +287,37 @@ class MatchingProcessor:
                           venue_id=m.visit.venue_id, created_at=created)
             sent.append(await self.producer.send(self.alerts_topic, key=aid.encode(),
                                                  value=alert.model_dump_json().encode()))
-            if m.window.generation == 1 and self.depth >= 2:
-                sent += await self._cascade(m)
-        await asyncio.gather(*sent)
+        await asyncio.gather(*sent, *traced)
         for aid, m in fresh.items():
             self.alerted.put(partition, aid.encode(), orjson.dumps(m.window.expires_at))
         RAISED.labels("late").inc(len(fresh))
         logger.info("late visits raised %d alerts", len(fresh))
         return []
 
-    async def _cascade(self, m: Match) -> list[Awaitable[object]]:
-        """A new generation-1 contact: their visits from this exposure to the case's end become windows."""
-        own = await self._in_db(person_visits, m.visit.person_id, m.visit.t_in, m.window.case_end, self.longest_visit)
+    async def _trace_contact(self, m: Match) -> list[Awaitable[object]]:
+        """A generation-1 contact found here: traced from this exposure (or earlier, if already traced from
+        a later one) to the case's end. The record goes out first, then the contact's visits already stored
+        become generation-2 windows; visits written later come as notices and meet the record."""
+        known = self.traced.get(m.window.case_id, m.visit.person_id)
+        if known is not None and known.t_from <= m.visit.t_in:
+            return []
+        start = m.visit.t_in
+        end = known.t_from if known is not None else m.window.case_end  # only the part not traced yet
+        record = TracedPerson(case_id=m.window.case_id, case_person_id=m.window.case_person_id,
+                              person_id=m.visit.person_id, generation=1, t_from=start, t_to=m.window.case_end,
+                              window=m.window.window, min_overlap=m.window.min_overlap,
+                              expires_at=m.window.expires_at)
+        await (await self.producer.send(self.traced_topic, key=record.key, value=record.to_json(),
+                                        partition=partition_for(record.key.decode(), self.settings.scans_partitions)))
+        self.traced.add(record)
+        own = await self._in_db(person_visits, m.visit.person_id, start, end, self.longest_visit)
         futures: list[Awaitable[object]] = []
         for v in own:
-            w = ExposureWindow(
+            futures += await self._publish(ExposureWindow(
                 case_id=m.window.case_id, case_person_id=m.window.case_person_id, generation=2,
                 via_person_id=v.person_id, venue_id=v.venue_id, visit_id=v.visit_id, t_in=v.t_in, t_out=v.t_out,
                 window=m.window.window, min_overlap=m.window.min_overlap, case_end=m.window.case_end,
-                expires_at=m.window.expires_at, backfill=True,
-            )
-            futures.append(await self.producer.send(
-                self.topic, key=v.venue_id.encode(), value=w.to_json(),
-                partition=partition_for(v.venue_id, self.settings.scans_partitions)))
+                expires_at=m.window.expires_at, backfill=True))
         return futures
 
     # -- pruning -------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from streams.config import StreamsSettings
 from streams.consumer import PartitionedConsumer
 from streams.matching import MatchingProcessor
 from streams.retention import drop_expired
+from streams.traced import TracedPersons
 from streams.visits_worker import VisitsProcessor
 from truyvet.alerts import get_settings as alert_settings
 from truyvet.events import Topics
@@ -76,8 +78,9 @@ class Worker:
         )
         self.visits = VisitsProcessor(settings, producer=self.producer, connect=lambda: connect(settings),
                                       should_stop=self.should_stop)
+        self.traced = TracedPersons(settings.topic(Topics.TRACED), bootstrap=settings.kafka_bootstrap)
         self.matching = MatchingProcessor(settings, producer=self.producer, connect=lambda: connect(settings),
-                                          depth=alert_settings().depth)
+                                          depth=alert_settings().depth, traced=self.traced)
         common: dict[str, Any] = {"bootstrap": settings.kafka_bootstrap, "stall_seconds": settings.stall_seconds,
                                   "session_timeout_seconds": settings.session_timeout_seconds}
         self.scans = PartitionedConsumer(topic=settings.topic(Topics.SCANS), group_id=settings.group("scans"),
@@ -87,6 +90,7 @@ class Worker:
                                              group_id=settings.group("matching"), processor=self.matching,
                                              max_records=500, flush_seconds=0.2, **common)
         await self.producer.start()
+        await self.traced.start()  # who is traced, before any visit notice is matched
         for consumer in (self.scans, self.exposures):
             await consumer.start()
         self.consumers = (self.scans, self.exposures)
@@ -95,6 +99,7 @@ class Worker:
         for consumer in self.consumers:
             await consumer.stop()
         if self.consumers:
+            await self.traced.stop()
             await self.producer.stop()
             await asyncio.get_running_loop().run_in_executor(None, self.visits.sink.close)
 
@@ -162,6 +167,7 @@ def create_app(settings: StreamsSettings) -> tuple[faust.App, Worker]:
         """Bound the matcher's stores: windows and remembered alerts past their follow-up."""
         if worker.consumers:
             await worker.exposures.locked(worker.matching.expire)
+            worker.traced.prune(int(time.time()))
 
     @app.timer(settings.retention_check_seconds, on_leader=True)
     async def drop_expired_partitions() -> None:

@@ -25,7 +25,7 @@ from trace_api.contacts import Contact, TraceParams, trace
 from trace_api.tracing import VisitRow, overlapping
 from truyvet.alerts import RAISED, addressee_wards, alert_id
 from truyvet.alerts import get_settings as alert_settings
-from truyvet.events import Alert, ExposureWindow, Topics
+from truyvet.events import Alert, ExposureWindow, Topics, TracedPerson
 from truyvet.exceptions import TruyvetError
 from truyvet.schema.db import Database
 from truyvet.web import ApiError
@@ -130,7 +130,17 @@ def raise_case_alerts(
     settings = alert_settings()
     expires_at = end + settings.followup_days * 86400
     matching = settings.topic(Topics.EXPOSURE_MATCHING)
+    traced = settings.topic(Topics.TRACED)
 
+    def traced_person(person: str, generation: int, t_from: int) -> tuple[str, bytes, bytes]:
+        record = TracedPerson(case_id=case_id, case_person_id=person_id, person_id=person, generation=generation,
+                              t_from=t_from, t_to=end, window=params.window, min_overlap=params.min_overlap,
+                              expires_at=expires_at)
+        return traced, record.key, record.to_json()
+
+    # The case person first, before their visits are read: a visit written after that read is matched by
+    # the worker, which knows the person is traced by then (streams/traced.py).
+    _send_all([traced_person(person_id, 0, start)])
     case_visits = overlapping(queries.person_visits(db, [person_id], start, end, params.max_stay), start, end)
     first = _windows(
         db,
@@ -169,6 +179,7 @@ def raise_case_alerts(
     second: list[ExposureWindow] = []
     f1 = {c.person_id: min(e.contact_visit.t_in for e in c.exposures) for c in contacts if c.generation == 1}
     if params.depth >= 2 and f1:
+        _send_all([traced_person(p, 1, t_from) for p, t_from in f1.items()])
         visits = queries.person_visits(db, sorted(f1), min(f1.values()), end, params.max_stay)
         live = [v for v in visits if v.t_in <= end and v.t_out >= f1[v.person_id]]
         second = _windows(

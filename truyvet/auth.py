@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from truyvet.schema.db import Database
+from truyvet.schema.db import Database, DatabaseError
 
+STALE_SECONDS = 600.0  # how long a valid token is trusted while ClickHouse cannot be asked
 CACHE_SECONDS = 5.0
 
 
@@ -95,11 +96,18 @@ class TokenStore:
             hit = self._cache.get(digest)
             if hit and now - hit[0] < CACHE_SECONDS:
                 return hit[1]
-            rows = self._db.execute(
-                "SELECT token_prefix, role, ward_code, name, revoked FROM api_tokens FINAL "
-                "WHERE token_hash = %(h)s",
-                {"h": digest},
-            )
+            try:
+                rows = self._db.execute(
+                    "SELECT token_prefix, role, ward_code, name, revoked FROM api_tokens FINAL "
+                    "WHERE token_hash = %(h)s",
+                    {"h": digest},
+                )
+            except DatabaseError:
+                # ClickHouse away: a token known valid a little while ago stays valid (scan intake needs
+                # only Kafka); any other answer is a 503 from the caller, never a 500.
+                if hit and hit[1] is not None and now - hit[0] < STALE_SECONDS:
+                    return hit[1]
+                raise
             principal = None
             if rows and not rows[0][4]:
                 prefix, role, ward, name, _ = rows[0]

@@ -55,6 +55,7 @@ class Topics:
     ALERTS = "alerts"
     ALERTS_DLQ = "alerts-dlq"  # alerts not delivered within the retry budget
     EXPOSURE_MATCHING = "exposure-matching"  # keyed by venue: exposure windows and visit notices (alerts)
+    TRACED = "traced-persons"  # compacted, keyed by case|person: whose later visits become exposure windows
 
 
 def _utc_second(value: datetime) -> datetime:
@@ -227,3 +228,33 @@ class VisitNotice(BaseModel):
     venue_id: str
     t_in: int
     t_out: int
+
+
+class TracedPerson(BaseModel):
+    """A person whose visits make others contacts of a case: the case person (``generation`` 0) over the
+    infectious period, or a generation-1 contact (``generation`` 1) from the ``contact_visit.t_in`` of
+    their earliest exposure to the case's ``infectious_to`` (docs/tracing.md, "Depth 2").
+
+    On the compacted ``traced-persons`` topic, keyed ``case_id|person_id``; every worker reads it whole,
+    so a visit of such a person written at any time (a late scan) becomes an exposure window of
+    ``generation + 1`` and raises the alerts it implies.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    case_person_id: str
+    person_id: str
+    generation: int = Field(ge=0, le=1)
+    t_from: int
+    t_to: int
+    window: int
+    min_overlap: int
+    expires_at: int
+
+    @property
+    def key(self) -> bytes:
+        return f"{self.case_id}|{self.person_id}".encode()
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from truyvet.auth import Principal, Role, TokenStore
+from truyvet.schema.db import DatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,12 @@ def install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg", "invalid")
         return ORJSONResponse(error_body("invalid_request", message), status_code=422)
+
+    @app.exception_handler(DatabaseError)
+    async def _database(request: Request, exc: DatabaseError) -> ORJSONResponse:
+        logger.warning("ClickHouse unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return ORJSONResponse(error_body("clickhouse_unavailable", "the database is unavailable; retry later"),
+                              status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:

@@ -125,6 +125,7 @@ def topic_specs(settings: CommonSettings) -> list[NewTopic]:
         NewTopic(settings.topic(Topics.ALERTS), n, 1, topic_configs={"retention.ms": retention}),
         # issue 6 (alerts): venue-keyed exposure windows + visit notices; undeliverable alerts.
         NewTopic(settings.topic(Topics.EXPOSURE_MATCHING), n, 1, topic_configs={"retention.ms": retention}),
+        NewTopic(settings.topic(Topics.TRACED), n, 1, topic_configs={"cleanup.policy": "compact"}),
         NewTopic(settings.topic(Topics.ALERTS_DLQ), 1, 1,
                  topic_configs={"retention.ms": str(90 * 86400 * 1000)}),
     ]
