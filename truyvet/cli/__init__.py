@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from importlib.metadata import entry_points
 
 import click
 from rich.logging import RichHandler
 
 import truyvet.cli.webhook as webhook  # issue 6
-from truyvet.cli import demo, qrkeys, roster, stack, token, units
+from truyvet.cli import demo, roster, stack, token, units
 
 
 @click.group()
@@ -30,7 +31,10 @@ cli.add_command(units.units)
 cli.add_command(roster.roster)
 cli.add_command(demo.demo)
 cli.add_command(webhook.webhook)  # issue 6
-cli.add_command(qrkeys.qr_key)
+# Commands of the services (e.g. ingest's ``qr-key``), found by entry point: the shared package
+# imports no service.
+for command in entry_points(group="truyvet.commands"):
+    cli.add_command(command.load(), command.name)
 
 
 def main() -> None:

@@ -2,23 +2,19 @@
 
 Rotation makes a new key sign new codes while codes already printed keep verifying; retirement
 refuses every code its key signed. A running ingest API picks changes up within a second or so.
+The ingest service's own command: the ``truyvet`` CLI finds it through the ``truyvet.commands`` entry
+point (pyproject.toml), so the shared package imports no service.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
-if TYPE_CHECKING:
-    from ingest.qr import KeyRing
+from ingest.config import IngestSettings
+from ingest.qr import KeyRing, KeyRingError
 
 
 def _ring() -> KeyRing:
-    # Imported here: the keys belong to the ingest service; the shared CLI only drives them.
-    from ingest.config import IngestSettings
-    from ingest.qr import KeyRing
-
     ring = KeyRing(IngestSettings().keys_dir)
     ring.load()
     return ring
@@ -47,8 +43,6 @@ def rotate() -> None:
 @click.argument("kid")
 def retire(kid: str) -> None:
     """Refuse every code signed by KID from now on."""
-    from ingest.qr import KeyRingError
-
     try:
         _ring().retire(kid)
     except KeyRingError as exc:
