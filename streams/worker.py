@@ -23,13 +23,13 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from mode import Service
 
+from streams.alerting.matcher import MatchingProcessor
+from streams.alerting.settings import get_settings as alert_settings
+from streams.alerting.traced import TracedPersons
 from streams.config import StreamsSettings
 from streams.consumer import PartitionedConsumer
-from streams.matching import MatchingProcessor
 from streams.retention import drop_expired
-from streams.traced import TracedPersons
 from streams.visits_worker import VisitsProcessor
-from truyvet.alerts import get_settings as alert_settings
 from truyvet.events import Topics
 from truyvet.schema import connect
 

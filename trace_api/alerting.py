@@ -1,71 +1,36 @@
-"""Alerts on case registration: contacts become alerts on Kafka, exposure windows go to the matcher.
+"""Alerts on case registration: the trace API reads, streams/alerting/publish.py publishes.
 
-Order matters for late data. The case's own visits are published as exposure windows *before* the
-trace reads the co-visitors, so a visit written after that read is seen by the stream worker's
-matcher (its notice is produced after its ClickHouse write, on the same venue-keyed topic).
-Generation-2 windows (the contacts' own visits) can only be published once the trace has found the
-generation-1 contacts. Everything is confirmed by Kafka (acks=all) before the case is answered.
+Order matters for late data. The case person is published as traced, then the case's own visits are
+read and published as exposure windows *before* the trace reads the co-visitors, so a visit written
+after that read is seen by the stream worker's matcher (its notice is produced after its ClickHouse
+write, on the same venue-keyed topic; a traced person's later visit becomes a window there). The
+generation-1 contacts are published as traced before their own visits are read for the generation-2
+windows. Everything is confirmed by Kafka (acks=all) before the case is answered.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
-from prometheus_client import Counter
-
+from streams.alerting.publish import AlertPublishError, CasePublisher
+from streams.alerting.settings import get_settings as alert_settings
 from trace_api import queries
 from trace_api.config import TraceSettings
-from trace_api.contacts import Contact, TraceParams, trace
+from trace_api.contacts import TraceParams, trace
 from trace_api.tracing import VisitRow, overlapping
-from truyvet.alerts import RAISED, addressee_wards, alert_id
-from truyvet.alerts import get_settings as alert_settings
-from truyvet.events import Alert, ExposureWindow, Topics, TracedPerson
-from truyvet.exceptions import TruyvetError
+from truyvet.alerts import addressee_wards
+from truyvet.events import Alert
 from truyvet.schema.db import Database
 from truyvet.web import ApiError
 
 logger = logging.getLogger(__name__)
 
-WINDOWS = Counter(
-    "truyvet_alerts_windows_registered_total", "Exposure windows published for streaming matching"
-)
-
-
-class AlertPublishError(TruyvetError):
-    """Kafka did not confirm the case's alerts or exposure windows."""
-
-
-_lock = threading.Lock()
-_producer: KafkaProducer | None = None
-
 
 def depth() -> int:
     """Depth of the trace that raises a case's alerts (``ALERTS_DEPTH``, default 2)."""
     return alert_settings().depth
-
-
-def producer() -> KafkaProducer:
-    """One idempotent producer per process (kafka-python's producer is thread-safe)."""
-    global _producer
-    with _lock:
-        if _producer is None:
-            _producer = KafkaProducer(
-                bootstrap_servers=alert_settings().kafka_bootstrap,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=2,
-                retries=2**31 - 1,
-                max_block_ms=10_000,
-                request_timeout_ms=10_000,
-                delivery_timeout_ms=15_000,
-            )
-        return _producer
 
 
 def _window_for(db: Database, params: TraceParams, visits: list[VisitRow]) -> Callable[[str], int]:
@@ -76,125 +41,44 @@ def _window_for(db: Database, params: TraceParams, visits: list[VisitRow]) -> Ca
     return lambda venue: category_window.get(categories.get(venue, ""), params.window)
 
 
-def _windows(
-    db: Database,
-    visits: list[VisitRow],
-    *,
-    case_id: str,
-    case_person: str,
-    generation: int,
-    params: TraceParams,
-    case_end: int,
-    expires_at: int,
-) -> list[ExposureWindow]:
-    window_for = _window_for(db, params, visits)
-    return [
-        ExposureWindow(
-            case_id=case_id,
-            case_person_id=case_person,
-            generation=generation,
-            via_person_id=None if generation == 1 else v.person_id,
-            venue_id=v.venue_id,
-            visit_id=v.visit_id,
-            t_in=v.t_in,
-            t_out=v.t_out,
-            window=window_for(v.venue_id),
-            min_overlap=params.min_overlap,
-            case_end=case_end,
-            expires_at=expires_at,
-        )
-        for v in visits
-    ]
-
-
-def _send_all(sends: list[tuple[str, bytes, bytes]], timeout: float = 15.0) -> None:
-    p = producer()
-    try:
-        futures = [p.send(topic, key=key, value=value) for topic, key, value in sends]
-        for future in futures:
-            future.get(timeout=timeout)
-    except KafkaError as exc:
-        logger.error("alerts not confirmed by Kafka (%d records): %s", len(sends), exc)
-        cause = AlertPublishError("Kafka did not confirm the alerts", records=len(sends), error=str(exc))
-        raise ApiError(503, "unavailable", "alerts could not be queued; retry") from cause
-
-
 def raise_case_alerts(
     db: Database, *, case_id: str, person_id: str, start: int, end: int, params: TraceParams
 ) -> list[Alert]:
-    """Publish the case's exposure windows and one alert per contact; return the alerts.
+    """Publish the case's traced persons, exposure windows and one alert per contact; return the alerts.
 
     :param params: the trace parameters (depth from ``ALERTS_DEPTH``, W and M as configured).
     :raises ApiError: 503 when Kafka did not confirm every record (the case itself is stored).
     """
-    settings = alert_settings()
-    expires_at = end + settings.followup_days * 86400
-    matching = settings.topic(Topics.EXPOSURE_MATCHING)
-    traced = settings.topic(Topics.TRACED)
+    try:
+        return _publish(db, case_id=case_id, person_id=person_id, start=start, end=end, params=params)
+    except AlertPublishError as exc:
+        raise ApiError(503, "unavailable", "alerts could not be queued; retry") from exc
 
-    def traced_person(person: str, generation: int, t_from: int) -> tuple[str, bytes, bytes]:
-        record = TracedPerson(case_id=case_id, case_person_id=person_id, person_id=person, generation=generation,
-                              t_from=t_from, t_to=end, window=params.window, min_overlap=params.min_overlap,
-                              expires_at=expires_at)
-        return traced, record.key, record.to_json()
 
-    # The case person first, before their visits are read: a visit written after that read is matched by
-    # the worker, which knows the person is traced by then (streams/traced.py).
-    _send_all([traced_person(person_id, 0, start)])
+def _publish(db: Database, *, case_id: str, person_id: str, start: int, end: int, params: TraceParams) -> list[Alert]:
+    publish = CasePublisher(case_id=case_id, case_person=person_id, start=start, end=end,
+                            window_for=lambda _venue: params.window, default_window=params.window,
+                            min_overlap=params.min_overlap)
+    # Traced before the visits are read: a visit written after the read reaches the worker as a traced
+    # person's visit.
+    publish.traced({person_id: start}, generation=0)
     case_visits = overlapping(queries.person_visits(db, [person_id], start, end, params.max_stay), start, end)
-    first = _windows(
-        db,
-        case_visits,
-        case_id=case_id,
-        case_person=person_id,
-        generation=1,
-        params=params,
-        case_end=end,
-        expires_at=expires_at,
-    )
-    _send_all([(matching, w.venue_id.encode(), w.to_json()) for w in first])
+    publish.window_for = _window_for(db, params, case_visits)
+    windows = publish.windows(case_visits, generation=1)
 
-    result = trace(db, person_id=person_id, start=start, end=end, params=params)
-    contacts: list[Contact] = result.contacts
-
+    contacts = trace(db, person_id=person_id, start=start, end=end, params=params).contacts
     # Alerts first: the dispatcher starts delivering while the F2 windows are being read.
     wards = addressee_wards(db, {c.person_id: c.exposures[0].venue_id for c in contacts})
-    now = datetime.now(UTC).replace(microsecond=0)
-    alerts = [
-        Alert(
-            alert_id=alert_id(case_id, c.person_id),
-            case_id=case_id,
-            person_id=c.person_id,
-            generation=c.generation,
-            ward_code=wards.get(c.person_id, ""),
-            venue_id=c.exposures[0].venue_id,
-            created_at=now,
-        )
-        for c in contacts
-    ]
-    topic = settings.topic(Topics.ALERTS)
-    _send_all([(topic, a.alert_id.encode(), a.model_dump_json().encode()) for a in alerts])
-    RAISED.labels("case").inc(len(alerts))
+    alerts = publish.alerts([(c.person_id, c.generation, c.exposures[0].venue_id) for c in contacts], wards)
 
-    second: list[ExposureWindow] = []
     f1 = {c.person_id: min(e.contact_visit.t_in for e in c.exposures) for c in contacts if c.generation == 1}
     if params.depth >= 2 and f1:
-        _send_all([traced_person(p, 1, t_from) for p, t_from in f1.items()])
+        publish.traced(f1, generation=1)
         visits = queries.person_visits(db, sorted(f1), min(f1.values()), end, params.max_stay)
         live = [v for v in visits if v.t_in <= end and v.t_out >= f1[v.person_id]]
-        second = _windows(
-            db,
-            live,
-            case_id=case_id,
-            case_person=person_id,
-            generation=2,
-            params=params,
-            case_end=end,
-            expires_at=expires_at,
-        )
-        _send_all([(matching, w.venue_id.encode(), w.to_json()) for w in second])
-    WINDOWS.inc(len(first) + len(second))
-    logger.info("case %s: %d alerts, %d exposure windows", case_id, len(alerts), len(first) + len(second))
+        publish.window_for = _window_for(db, params, live)
+        windows += publish.windows(live, generation=2)
+    logger.info("case %s: %d alerts, %d exposure windows", case_id, len(alerts), windows)
     return alerts
 
 

@@ -1,65 +1,22 @@
-"""What every producer and reader of alerts shares: settings, the alert id, the addressee ward.
+"""The alert contracts every side shares: the alert id and the ward rule.
 
 Alerts are raised in two places (the trace API when a case is registered, the stream worker when a
-late visit meets an exposure window) and delivered by the dispatcher; all of them agree here on
-the id of an alert (one per case and contact, ever) and on the ward it is addressed to.
+late visit meets an exposure window) and delivered by the dispatcher (all of it in streams/alerting);
+they, and the trace API's answers, agree here on the id of an alert (one per case and contact, ever)
+and on the ward a contact belongs to.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
-from urllib.parse import urlparse
-
-from prometheus_client import Counter
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from truyvet.schema.db import Database
-from truyvet.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
 
-RAISED = Counter(
-    "truyvet_alerts_raised_total", "Alerts raised (source: case registration or late visit)", ["source"]
-)
 
-
-
-class AlertSettings(CommonSettings):
-    """Alerting (env prefix ``ALERTS_``): tracing depth, follow-up, webhook delivery policy."""
-
-    model_config = SettingsConfigDict(env_prefix="ALERTS_", extra="ignore", frozen=True)
-
-    depth: int = Field(2, ge=1, le=2)
-    # Exposure windows stay active this long after the case's infectious_to (late scans still alert).
-    followup_days: int = Field(14, ge=1, le=366)
-    # Dispatcher metrics port; unset: TRUYVET_WORKER_METRICS_PORT + 64 (8067), so a stack started on its
-    # own ports (tests) gets its own dispatcher port too, clear of the workers' (8003, 8004, ...).
-    dispatcher_port: int | None = None
-    dispatcher_group: str = "truyvet-alert-dispatcher"
-    max_attempts: int = Field(12, ge=1)
-    backoff_base_seconds: float = Field(0.5, gt=0)
-    backoff_cap_seconds: float = Field(30.0, gt=0)
-    request_timeout_seconds: float = Field(10.0, gt=0)
-    max_in_flight: int = Field(2000, ge=1)
-    max_connections: int = Field(32, ge=1)  # concurrent webhook requests of one dispatcher
-    webhook_cache_seconds: float = Field(2.0, ge=0)
-
-
-    @property
-    def dispatcher_metrics_port(self) -> int:
-        return self.dispatcher_port or self.worker_metrics_port + 64
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> AlertSettings:
-    return AlertSettings()
 
 
 def alert_id(case_id: str, person_id: str) -> str:
@@ -101,27 +58,3 @@ def addressee_wards(db: Database, exposures: dict[str, str]) -> dict[str, str]:
     return {p: addressee_ward(homes.get(p, ""), venues.get(v, "")) for p, v in exposures.items()}
 
 
-def valid_url(url: str) -> bool:
-    parsed = urlparse(url)
-    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
-
-
-@dataclass(frozen=True)
-class Webhook:
-    ward_code: str
-    url: str
-    secret: str
-
-
-def set_webhook(db: Database, *, ward_code: str, url: str, secret: str) -> None:
-    now = datetime.now(UTC).replace(microsecond=0)
-    db.insert(
-        "ward_webhooks",
-        ["ward_code", "url", "secret", "updated_at", "version"],
-        [(ward_code, url, secret, now, time.time_ns())],
-    )
-
-
-def webhooks(db: Database) -> dict[str, Webhook]:
-    rows = db.execute("SELECT ward_code, url, secret FROM ward_webhooks FINAL")
-    return {str(w): Webhook(str(w), str(u), str(s)) for w, u, s in rows if u}

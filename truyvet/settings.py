@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from truyvet.exceptions import ConfigError
@@ -43,6 +43,10 @@ class CommonSettings(BaseSettings):
     ingest_port: int = 8001
     trace_port: int = 8002
     worker_metrics_port: int = 8003
+    # The alert dispatcher's metrics port; unset: worker_metrics_port + 64 (8067), so a stack started on
+    # its own ports (tests) gets its own dispatcher port too, clear of the workers' (8003, 8004, ...).
+    dispatcher_port: int | None = Field(None, validation_alias=AliasChoices("ALERTS_DISPATCHER_PORT",
+                                                                            "TRUYVET_DISPATCHER_PORT"))
 
     # Keyed pseudonyms of national ID numbers and the token hashes depend on this.
     pseudonym_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
@@ -77,6 +81,10 @@ class CommonSettings(BaseSettings):
     def topic(self, name: str) -> str:
         """Full topic name for a logical topic (``scans``, ``scans-dlq``, ``venues``...)."""
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def dispatcher_metrics_port(self) -> int:
+        return self.dispatcher_port or self.worker_metrics_port + 64
 
     @cached_property
     def ingest_url(self) -> str:

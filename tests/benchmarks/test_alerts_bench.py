@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 
+from streams.alerting.cli import webhook
 from tests.benchmarks.report import write_section
 from tests.integration.alerts.receiver import Receiver, wait_for
 from trace_api.alerting import trace_params
 from trace_api.config import TraceSettings
 from trace_api.contacts import trace
 from truyvet.auth import Role
-from truyvet.cli.webhook import webhook
 
 pytestmark = pytest.mark.benchmark
 

@@ -8,7 +8,6 @@ from importlib.metadata import entry_points
 import click
 from rich.logging import RichHandler
 
-import truyvet.cli.webhook as webhook  # issue 6
 from truyvet.cli import demo, roster, stack, token, units
 
 
@@ -30,8 +29,7 @@ cli.add_command(token.token)
 cli.add_command(units.units)
 cli.add_command(roster.roster)
 cli.add_command(demo.demo)
-cli.add_command(webhook.webhook)  # issue 6
-# Commands of the services (e.g. ingest's ``qr-key``), found by entry point: the shared package
+# Commands of the services (ingest's ``qr-key``, alerting's ``webhook``), found by entry point: the shared package
 # imports no service.
 for command in entry_points(group="truyvet.commands"):
     cli.add_command(command.load(), command.name)

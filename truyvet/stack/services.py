@@ -50,10 +50,8 @@ def app_services(settings: CommonSettings, *, workers: int = 1) -> list[AppServi
 
 def _dispatcher(settings: CommonSettings) -> AppService:
     """The alert dispatcher (webhooks); its metrics port is ``ALERTS_DISPATCHER_PORT``."""
-    from truyvet.alerts import AlertSettings
-
-    url = f"http://{settings.bind_host}:{AlertSettings().dispatcher_metrics_port}/metrics"
-    return AppService("dispatcher", "dispatcher", (sys.executable, "-m", "streams.dispatcher"), url, url)
+    url = f"http://{settings.bind_host}:{settings.dispatcher_metrics_port}/metrics"
+    return AppService("dispatcher", "dispatcher", (sys.executable, "-m", "streams.alerting.dispatcher"), url, url)
 
 
 def http_ok(url: str) -> bool:

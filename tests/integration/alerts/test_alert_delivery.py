@@ -18,10 +18,10 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from streams.alerting.cli import webhook
 from tests.integration.alerts.receiver import Receiver, metric, wait_for
 from truyvet.alerts import alert_id
 from truyvet.auth import Role
-from truyvet.cli.webhook import webhook
 
 pytestmark = pytest.mark.integration
 

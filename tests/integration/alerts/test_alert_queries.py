@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.delivery import ALERT_COLUMNS, Status, alert_row, known_states
+from streams.alerting.delivery import ALERT_COLUMNS, Status, alert_row, known_states
+from streams.alerting.webhooks import set_webhook, webhooks
 from trace_api.routes.alerts import list_alerts
-from truyvet.alerts import addressee_wards, residence_wards, set_webhook, webhooks
+from truyvet.alerts import addressee_wards, residence_wards
 from truyvet.events import Alert
 
 pytestmark = pytest.mark.integration

@@ -18,8 +18,9 @@ import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from streams.alerting.webhooks import set_webhook
 from tests.integration.alerts.receiver import Receiver, metric, wait_for
-from truyvet.alerts import alert_id, set_webhook
+from truyvet.alerts import alert_id
 from truyvet.events import Alert, Topics
 from truyvet.settings import PROJECT_ROOT, CommonSettings
 from truyvet.stack.kafka import ensure_topics
@@ -47,7 +48,7 @@ def own(infra: CommonSettings) -> Iterator[dict[str, object]]:
 
     def start(name: str, **extra: str) -> int:
         pid = procs.start(
-            name, (sys.executable, "-m", "streams.dispatcher"), env={**env, **extra}, cwd=PROJECT_ROOT
+            name, (sys.executable, "-m", "streams.alerting.dispatcher"), env={**env, **extra}, cwd=PROJECT_ROOT
         )
         started.append(name)
         wait_for(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from streams.delivery import OffsetTracker, backoff, sign, signed_headers, verify
-from truyvet.alerts import alert_id, valid_url
+from streams.alerting.delivery import OffsetTracker, backoff, sign, signed_headers, verify
+from streams.alerting.webhooks import valid_url
+from truyvet.alerts import alert_id
 
 SECRET = "s3cret-of-the-ward-health-center"
 BODY = b'{"alert_id":"al_1","case_id":"case_1"}'

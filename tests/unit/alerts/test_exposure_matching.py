@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.exposure import VenueWindows, qualifies
+from streams.alerting.windows import VenueWindows, qualifies
 from trace_api.tracing import VisitRow, exposure
 from truyvet.events import ExposureWindow, VisitNotice
 

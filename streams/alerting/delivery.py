@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from truyvet.alerts import Webhook, webhooks
+from streams.alerting.webhooks import Webhook, webhooks
 from truyvet.events import Alert
 from truyvet.schema.db import Database
 

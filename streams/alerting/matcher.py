@@ -31,11 +31,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
+from streams.alerting.settings import RAISED
+from streams.alerting.traced import TracedPersons
+from streams.alerting.windows import Match, VenueWindows
 from streams.config import StreamsSettings
-from streams.exposure import Match, VenueWindows
 from streams.store import JSON, ChangelogStore
-from streams.traced import TracedPersons
-from truyvet.alerts import RAISED, addressee_wards, alert_id
+from truyvet.alerts import addressee_wards, alert_id
 from truyvet.events import Alert, ExposureWindow, Topics, TracedPerson, VisitNotice
 from truyvet.partitioning import partition_for
 from truyvet.schema.db import Database, DatabaseError

@@ -23,7 +23,7 @@ from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from pydantic import ValidationError
 
-from streams.delivery import (
+from streams.alerting.delivery import (
     ALERT_COLUMNS,
     OffsetTracker,
     Status,
@@ -33,7 +33,7 @@ from streams.delivery import (
     known_states,
     signed_headers,
 )
-from truyvet.alerts import AlertSettings, get_settings
+from streams.alerting.settings import AlertSettings, get_settings
 from truyvet.events import Alert, DeadLetter, Topics
 from truyvet.schema import connect
 from truyvet.schema.db import Database, DatabaseError

@@ -1,10 +1,11 @@
-"""``truyvet webhook set | list``: where each ward health center receives its alerts."""
+"""``truyvet webhook set | list``: where each ward health center receives its alerts (a ``truyvet.commands``
+entry point: the shared CLI finds it without importing the service)."""
 
 from __future__ import annotations
 
 import click
 
-from truyvet.alerts import set_webhook, valid_url, webhooks
+from streams.alerting.webhooks import set_webhook, valid_url, webhooks
 from truyvet.settings import common_settings
 from truyvet.stack.clickhouse import ensure_database
 
