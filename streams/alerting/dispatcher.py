@@ -1,4 +1,4 @@
-"""``python -m streams.dispatcher``: deliver alerts from Kafka to each ward's webhook, never losing one.
+"""``python -m streams.alerting.dispatcher``: deliver alerts from Kafka to each ward's webhook, never losing one.
 
 Reads ``alerts`` (keyed by alert_id, so every copy of an alert meets on one partition) and delivers
 each alert concurrently: signed JSON POST, retried with exponential backoff and jitter, sent to
