@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from streams.alerting.publish import AlertPublishError, CasePublisher
 from streams.alerting.settings import get_settings as alert_settings
 from trace_api import queries
-from trace_api.config import TraceSettings
 from trace_api.contacts import TraceParams, trace
 from trace_api.tracing import VisitRow, overlapping
 from truyvet.alerts import addressee_wards
@@ -80,27 +78,3 @@ def _publish(db: Database, *, case_id: str, person_id: str, start: int, end: int
         windows += publish.windows(live, generation=2)
     logger.info("case %s: %d alerts, %d exposure windows", case_id, len(alerts), windows)
     return alerts
-
-
-def trace_params(settings: TraceSettings) -> TraceParams:
-    """The configured W (per venue category where configured) and M, at ``ALERTS_DEPTH``: the same
-    parameters ``GET /v1/cases/{id}/contacts`` uses when the query sets none."""
-    return TraceParams(
-        depth=depth(),
-        window=settings.window_minutes * 60,
-        min_overlap=settings.min_overlap_minutes * 60,
-        max_stay=max(settings.max_stay_minutes, settings.max_visit_minutes) * 60,
-        category_window={c.value: m * 60 for c, m in settings.category_window_minutes.items()},
-    )
-
-
-def on_case_registered(db: Database, settings: TraceSettings, case_id: str, case: Any) -> list[Alert]:
-    """``POST /v1/cases`` calls this once the case is stored (``case``: the request body)."""
-    return raise_case_alerts(
-        db,
-        case_id=case_id,
-        person_id=case.person_id,
-        start=int(case.infectious_from.timestamp()),
-        end=int(case.infectious_to.timestamp()),
-        params=trace_params(settings),
-    )

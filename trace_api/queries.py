@@ -188,3 +188,21 @@ def person_details(db: Database, persons: Iterable[str]) -> dict[str, dict[str, 
         }
         for p, n, b, s, a, w in rows
     }
+
+
+def case_period(db: Database, case_id: str) -> tuple[str, int, int] | None:
+    """(person_id, infectious_from, infectious_to) of a registered case, times as epoch seconds."""
+    rows = db.execute(
+        "SELECT person_id, infectious_from, infectious_to FROM cases FINAL WHERE case_id = %(c)s", {"c": case_id})
+    if not rows:
+        return None
+    person, start, end = rows[0]
+    return str(person), int(start.timestamp()), int(end.timestamp())
+
+
+def insert_case(db: Database, *, case_id: str, person_id: str, infectious_from: datetime, infectious_to: datetime,
+                label: str, created_by: str) -> None:
+    db.insert("cases", ["case_id", "person_id", "infectious_from", "infectious_to", "label", "created_by",
+                        "created_at"],
+              [(case_id, person_id, infectious_from, infectious_to, label, created_by,
+                datetime.now(UTC).replace(microsecond=0))])

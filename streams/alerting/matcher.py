@@ -147,6 +147,14 @@ class MatchingProcessor:
             delay = min(delay * 2, 30.0)
 
     async def process(self, batch: dict[int, list[Any]]) -> None:
+        try:
+            await self._process(batch)
+        except BaseException:
+            # The batch is replayed: windows sent but maybe not confirmed must go out again.
+            self._published.clear()
+            raise
+
+    async def _process(self, batch: dict[int, list[Any]]) -> None:
         await self.traced.catch_up()
         pending: list[Awaitable[object]] = []
         for partition, records in batch.items():
@@ -264,19 +272,24 @@ class MatchingProcessor:
 
         The alerts are confirmed by Kafka before they are remembered (a crash in between raises them
         again; the dispatcher drops the copy by its alert_id)."""
+        # Whether each match was alerted before is decided before any contact is traced below (a traced
+        # generation-1 contact counts as alerted).
         fresh: dict[str, Match] = {}
-        traced: list[Awaitable[object]] = []
+        earliest: dict[str, Match] = {}  # per new or known generation-1 contact: the earliest exposure
         for m in matches:
             aid = alert_id(m.window.case_id, m.visit.person_id)
+            if m.window.generation == 1 and (aid not in earliest or m.visit.t_in < earliest[aid].visit.t_in):
+                earliest[aid] = m
             if aid in fresh:
                 continue
-            already = self._was_alerted(m, aid.encode())
-            if m.window.generation == 1 and self.depth >= 2:
-                traced += await self._trace_contact(m)  # also when alerted before: an earlier exposure
-            if already:
+            if self._was_alerted(m, aid.encode()):
                 SUPPRESSED.inc()
                 continue
             fresh[aid] = m
+        traced: list[Awaitable[object]] = []
+        if self.depth >= 2:
+            for m in earliest.values():  # also when alerted before: the exposure may be an earlier one
+                traced += await self._trace_contact(m)
         if not fresh:
             return traced
         wards = await self._in_db(addressee_wards, {m.visit.person_id: m.visit.venue_id for m in fresh.values()})
@@ -296,22 +309,23 @@ class MatchingProcessor:
         return []
 
     async def _trace_contact(self, m: Match) -> list[Awaitable[object]]:
-        """A generation-1 contact found here: traced from this exposure (or earlier, if already traced from
-        a later one) to the case's end. The record goes out first, then the contact's visits already stored
-        become generation-2 windows; visits written later come as notices and meet the record."""
+        """A generation-1 contact met here: traced from this exposure (or from an earlier one already
+        known) to the case's end; the record goes out first, so a visit of theirs written after the read
+        below meets it as a notice. Their visits already stored in that period become generation-2
+        windows, every time (a replay after a crash re-publishes what may not have been confirmed; the
+        matcher drops windows it holds already)."""
         known = self.traced.get(m.window.case_id, m.visit.person_id)
-        if known is not None and known.t_from <= m.visit.t_in:
-            return []
-        start = m.visit.t_in
-        end = known.t_from if known is not None else m.window.case_end  # only the part not traced yet
-        record = TracedPerson(case_id=m.window.case_id, case_person_id=m.window.case_person_id,
-                              person_id=m.visit.person_id, generation=1, t_from=start, t_to=m.window.case_end,
-                              window=m.window.window, min_overlap=m.window.min_overlap,
-                              expires_at=m.window.expires_at)
-        await (await self.producer.send(self.traced_topic, key=record.key, value=record.to_json(),
-                                        partition=partition_for(record.key.decode(), self.settings.scans_partitions)))
-        self.traced.add(record)
-        own = await self._in_db(person_visits, m.visit.person_id, start, end, self.longest_visit)
+        start = m.visit.t_in if known is None else min(known.t_from, m.visit.t_in)
+        if known is None or known.t_from > start:
+            record = TracedPerson(case_id=m.window.case_id, case_person_id=m.window.case_person_id,
+                                  person_id=m.visit.person_id, generation=1, t_from=start, t_to=m.window.case_end,
+                                  window=m.window.window, min_overlap=m.window.min_overlap,
+                                  expires_at=m.window.expires_at)
+            await (await self.producer.send(
+                self.traced_topic, key=record.key, value=record.to_json(),
+                partition=partition_for(record.key.decode(), self.settings.scans_partitions)))
+            self.traced.add(record)
+        own = await self._in_db(person_visits, m.visit.person_id, start, m.window.case_end, self.longest_visit)
         futures: list[Awaitable[object]] = []
         for v in own:
             futures += await self._publish(ExposureWindow(

@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from streams.alerting.cli import webhook
 from tests.benchmarks.report import write_section
 from tests.integration.alerts.receiver import Receiver, wait_for
-from trace_api.alerting import trace_params
+from trace_api.alerting import depth
+from trace_api.cases import trace_params
 from trace_api.config import TraceSettings
 from trace_api.contacts import trace
 from truyvet.auth import Role
@@ -75,7 +76,7 @@ def test_alert_latency(services, db, token, http) -> None:
         for ward in WARDS:
             result = CliRunner().invoke(webhook, ["set", "--ward", ward, receiver.url, receiver.secret])
             assert result.exit_code == 0, result.output
-        params = trace_params(TraceSettings())
+        params = trace_params(TraceSettings(), depth())
         start, end = now - 4 * 86400, now
         persons = max(1, VISITS // 10)
 

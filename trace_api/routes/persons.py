@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path
 
 from trace_api import audit, queries
+from trace_api.access import may_read_personal
 from trace_api.deps import get_db
 from trace_api.models import PersonOut, error_responses
-from trace_api.routes.cases import Reason, may_read_personal
+from trace_api.routes.cases import Reason
 from truyvet.auth import Principal, Role
 from truyvet.schema.db import Database
 from truyvet.web import ApiError, require

@@ -85,3 +85,32 @@ def test_late_visits_of_the_case_person_and_of_contacts_raise_their_alerts(servi
         assert traced == _alerted(receiver, case_id)
     finally:
         receiver.stop()
+
+
+def test_a_late_contact_is_traced_from_its_earliest_exposure_even_when_a_later_one_comes_first(
+        services, db, token, http) -> None:
+    """Two late exposures of one person in one upload, the later one first: the person is traced from the
+    earlier one, so whom they met in between is alerted (the fault test once lost these F2s)."""
+    registrar, device, epi = token(Role.registrar), token(Role.device), token(Role.epidemiologist)
+    ward = "01840"
+    receiver = Receiver(_secret()).start()
+    try:
+        _webhook(ward, receiver)
+        v1, v2 = _venue(http, services, registrar, ward), _venue(http, services, registrar, ward)
+        now = datetime.now(UTC).replace(microsecond=0)
+        t0 = now - timedelta(hours=8)
+        case, contact, met_between = (_person() for _ in range(3))
+        _post_scans(http, services, device, [
+            _scan(v1, case, t0), _scan(v1, case, t0 + timedelta(hours=4), "out"),
+            _scan(v2, contact, t0 + timedelta(hours=1)), _scan(v2, met_between, t0 + timedelta(hours=1, minutes=5)),
+        ])
+        wait_for(lambda: _visits_of(db, [case, contact, met_between]) == {case, contact, met_between}, timeout=60,
+                 what="visits written")
+        case_id = _register(http, services, epi, case, now)
+        # One upload, the later exposure first: both notices reach the matcher in one message.
+        _post_scans(http, services, device, [_scan(v1, contact, t0 + timedelta(hours=3)),
+                                             _scan(v1, contact, t0 + timedelta(minutes=10))])
+        wait_for(lambda: _alerted(receiver, case_id) == {contact: 1, met_between: 2}, timeout=30,
+                 what="the contact (F1) and whom they met between their two exposures (F2)")
+    finally:
+        receiver.stop()

@@ -79,13 +79,13 @@ def test_venue_ranges_merge_only_overlapping_spans() -> None:
 
 
 def test_contact_as_plain_data_matches_the_documented_schema() -> None:
+    from trace_api.cases import contact_item
     from trace_api.contacts import Contact
     from trace_api.models import ContactOut
-    from trace_api.routes.cases import _contact
     from trace_api.tracing import Exposure
 
     a, b = VisitRow("a", "case", "V", T0, T0 + H), VisitRow("b", "x", "V", T0 + 90, T0 + 2 * H + 59)
-    data = _contact(Contact("x", 2, "f1", [Exposure("V", a, b, H - 90)]), "01840", None)
+    data = contact_item(Contact("x", 2, "f1", [Exposure("V", a, b, H - 90)]), "01840", None)
     out = ContactOut.model_validate(data)
     assert out.exposures[0].overlap_minutes == 58.5 and out.via_person_id == "f1"
     assert data["exposures"][0]["contact_visit"] == {"t_in": "2026-11-18T11:08:10Z", "t_out": "2026-11-18T13:07:39Z"}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trace_api.routes.cases import iso_seconds
+from trace_api.timefmt import iso_seconds
 
 
 @given(st.integers(min_value=-2_000_000_000, max_value=4_000_000_000))
