@@ -136,7 +136,7 @@ def _start_ingest(services, workers: int, name: str) -> str:
     port = free_port()
     env = {**services.env, "PYTHONPATH": str(PROJECT_ROOT), "INGEST_RATE_LIMIT_SCANS_PER_SECOND": "1e9",
            "INGEST_RATE_LIMIT_BURST": "1000000000"}
-    services.procs.start(name, [sys.executable, "-m", "uvicorn", "ingest.api:app", "--host", "127.0.0.1",
+    services.procs.start(name, [sys.executable, "-m", "uvicorn", "ingest.main:app", "--host", "127.0.0.1",
                                 "--port", str(port), "--workers", str(workers), "--no-access-log",
                                 "--log-level", "warning"], env=env, cwd=PROJECT_ROOT)
     url = f"http://127.0.0.1:{port}"

@@ -31,7 +31,7 @@ def app_services(settings: CommonSettings, *, workers: int = 1) -> list[AppServi
     py = sys.executable
     host = settings.bind_host
     services = [
-        AppService("ingest", "ingest", (py, "-m", "uvicorn", "ingest.api:app", "--host", host, "--port",
+        AppService("ingest", "ingest", (py, "-m", "uvicorn", "ingest.main:app", "--host", host, "--port",
                               str(settings.ingest_port), "--no-access-log", "--log-level", "warning"),
                    settings.ingest_url, f"{settings.ingest_url}/healthz"),
         AppService("trace", "trace", (py, "-m", "uvicorn", "trace_api.main:app", "--host", host, "--port",

@@ -18,10 +18,11 @@ restarted. A fourth case is registered once everything has caught up. Then:
 
 The live cases' own scans are posted and written before the cases are registered, so the registration
 traces start from the case visits; every later scan is late data for the worker's streaming matcher
-(including contacts' visits written after they were found: traced persons, docs/tracing.md). All problems are collected and reported together; on failure the logs and
-the details (missing, doubled, extra alerts; acknowledged scans in order) go to
-``test-artifacts/faults-city-<time>/``. ``FAULTS_CITY_FAULTS=0`` runs the same city without any kill
-(to tell what the faults cause from what the pipeline does anyway); ``FAULTS_CITY_SEED`` picks the city.
+(including contacts' visits written after they were found: traced persons, docs/tracing.md). All
+problems are collected and reported together; on failure the logs and the details (missing, doubled,
+extra alerts; acknowledged scans in order) go to ``test-artifacts/faults-city-<time>/``.
+``FAULTS_CITY_FAULTS=0`` runs the same city without any kill (to tell what the faults cause from what
+the pipeline does anyway); ``FAULTS_CITY_SEED`` picks the city.
 
 Everything runs on its own data dir and free ports (Kafka, its controller, ClickHouse native and
 HTTP, ingest, trace, worker and dispatcher metrics), so the faults never touch the session's stack.

@@ -60,7 +60,7 @@ def own_stack(infra: CommonSettings, db, tmp_path: Path) -> Iterator[OwnStack]:
                "TRUYVET_TOPIC_PREFIX": settings.topic_prefix, "TRUYVET_DATA_DIR": str(tmp_path),
                "INGEST_PRODUCE_TIMEOUT_SECONDS": "3", "INGEST_RETRY_AFTER_SECONDS": "1",
                "INGEST_QR_KEYS_DIR": str(tmp_path / "keys")}
-        procs.start("ingest", [sys.executable, "-m", "uvicorn", "ingest.api:app", "--host", "127.0.0.1",
+        procs.start("ingest", [sys.executable, "-m", "uvicorn", "ingest.main:app", "--host", "127.0.0.1",
                                "--port", str(port), "--no-access-log", "--log-level", "warning"],
                     env=env, cwd=PROJECT_ROOT)
         url = f"http://127.0.0.1:{port}"

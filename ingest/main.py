@@ -1,0 +1,67 @@
+"""The ingest API application (``uvicorn ingest.main:app``): venue registration and scan intake."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from ingest.config import IngestSettings, get_settings
+from ingest.persons import PersonDetailsStore
+from ingest.producer import ScanProducer
+from ingest.qr import KeyRing, QrVerifier
+from ingest.ratelimit import TokenBuckets
+from ingest.routes import scans, venues
+from ingest.scans import ScanValidator
+from ingest.venues import VenueStore
+from truyvet.auth import TokenStore
+from truyvet.events import Topics
+from truyvet.schema import connect
+from truyvet.web import install_error_handlers, install_health_and_metrics
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: IngestSettings = get_settings()
+    app.state.settings = settings
+    app.state.tokens = TokenStore(connect(settings))
+    app.state.venues = VenueStore(connect(settings))
+    app.state.persons = PersonDetailsStore(connect(settings))
+    app.state.keys = KeyRing(settings.keys_dir, reload_seconds=settings.qr_key_reload_seconds)
+    app.state.keys.load()
+    app.state.buckets = TokenBuckets(rate=settings.rate_limit_scans_per_second,
+                                     burst=settings.rate_limit_burst)
+    app.state.producer = ScanProducer(
+        bootstrap=settings.kafka_bootstrap,
+        topic=settings.topic(Topics.SCANS),
+        timeout_seconds=settings.produce_timeout_seconds,
+        kafka_timeout_seconds=settings.kafka_request_timeout_seconds,
+        recent_capacity=settings.recent_scan_ids,
+    )
+    await app.state.producer.start()
+    app.state.validator = ScanValidator(
+        pseudonym_key=settings.pseudonym_key.get_secret_value().encode(),
+        retention=timedelta(days=settings.retention_days),
+        max_future=timedelta(seconds=settings.max_future_seconds),
+        venue_lookup=app.state.venues.get,
+        verify_venue_qr=QrVerifier(app.state.keys),
+    )
+    yield
+    await app.state.producer.stop()
+
+
+app = FastAPI(title="Truy Vết ingest API", version="1", lifespan=lifespan)
+install_error_handlers(app)
+install_health_and_metrics(app, lambda: {"service": "ingest", "kafka": _kafka_state()})
+
+
+def _kafka_state() -> str:
+    producer = getattr(app.state, "producer", None)
+    return "connected" if producer is not None and producer.connected else "connecting"
+app.include_router(venues.router)
+app.include_router(scans.router)
