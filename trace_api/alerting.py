@@ -17,9 +17,9 @@ from streams.alerting.publish import AlertPublishError, CasePublisher
 from streams.alerting.settings import get_settings as alert_settings
 from trace_api import queries
 from trace_api.contacts import TraceParams, trace
-from trace_api.tracing import VisitRow, overlapping
+from trace_api.tracing import overlapping
 from truyvet.alerts import addressee_wards
-from truyvet.events import Alert
+from truyvet.events import Alert, Visit
 from truyvet.schema.db import Database
 from truyvet.web import ApiError
 
@@ -31,7 +31,7 @@ def depth() -> int:
     return alert_settings().depth
 
 
-def _window_for(db: Database, params: TraceParams, visits: list[VisitRow]) -> Callable[[str], int]:
+def _window_for(db: Database, params: TraceParams, visits: list[Visit]) -> Callable[[str], int]:
     category_window = params.category_window
     if not category_window or not visits:
         return lambda _venue: params.window

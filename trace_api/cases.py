@@ -16,8 +16,9 @@ from trace_api.config import TraceSettings
 from trace_api.contacts import Contact, TraceParams, trace
 from trace_api.models import CaseCreate, ExposureSiteOut, PersonalDetails, PublishSpan, Span
 from trace_api.timefmt import iso_seconds
-from trace_api.tracing import VisitRow, overlapping
+from trace_api.tracing import overlapping
 from truyvet.auth import Principal, Role
+from truyvet.events import Visit
 from truyvet.schema.db import Database
 from truyvet.web import ApiError
 
@@ -154,7 +155,7 @@ def contacts_csv(db: Database, case_id: str, contacts: list[dict[str, Any]], per
     return export.to_csv(CSV_HEADER + (PERSONAL_HEADER if personal else []), rows)
 
 
-def _span(v: VisitRow) -> Span:
+def _span(v: Visit) -> Span:
     return Span(t_in=queries.ts(v.t_in), t_out=queries.ts(v.t_out))
 
 

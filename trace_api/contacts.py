@@ -18,7 +18,7 @@ from typing import Any
 from trace_api import queries
 from trace_api.tracing import (
     Exposure,
-    VisitRow,
+    Visit,
     constant,
     earliest_exposure_start,
     exposure_order,
@@ -52,13 +52,13 @@ class TraceParams:
 
 @dataclass
 class TraceResult:
-    case_visits: list[VisitRow]
+    case_visits: list[Visit]
     contacts: list[Contact]
     queries: int = 0  # ClickHouse round trips, for the tests of the query design
 
 
 def _windows(
-    db: Any, reads: Any, visits: list[VisitRow], params: TraceParams, result: TraceResult
+    db: Any, reads: Any, visits: list[Visit], params: TraceParams, result: TraceResult
 ) -> Callable[[str], int]:
     if not params.category_window or not visits:
         return constant(params.window)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from trace_api.tracing import VisitRow
+from truyvet.events import Visit
 from truyvet.schema.db import Database
 
 # Times as epoch seconds straight from the server: no datetime objects per row on the client.
@@ -35,11 +35,11 @@ def ts(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _rows(result: Iterable[tuple[Any, ...]]) -> list[VisitRow]:
-    return [VisitRow(*row) for row in result]
+def _rows(result: Iterable[tuple[Any, ...]]) -> list[Visit]:
+    return [Visit(*row) for row in result]
 
 
-def person_visits(db: Database, persons: Sequence[str], start: int, end: int, max_stay: int) -> list[VisitRow]:
+def person_visits(db: Database, persons: Sequence[str], start: int, end: int, max_stay: int) -> list[Visit]:
     """Visits of ``persons`` that may overlap ``[start, end]`` (a visit lasts at most ``max_stay`` s)."""
     if not persons:
         return []
@@ -53,7 +53,7 @@ def person_visits(db: Database, persons: Sequence[str], start: int, end: int, ma
     return _rows(db.execute(sql, params))
 
 
-def venue_ranges(spans: Sequence[VisitRow], window: int, max_stay: int) -> list[tuple[str, int, int]]:
+def venue_ranges(spans: Sequence[Visit], window: int, max_stay: int) -> list[tuple[str, int, int]]:
     """Per venue, the disjoint ``t_in`` ranges where a visit meeting ``spans`` within ``window`` starts."""
     wanted: dict[str, list[tuple[int, int]]] = {}
     for a in spans:
@@ -97,7 +97,7 @@ def _venue_days(ranges: Sequence[tuple[str, int, int]]) -> tuple[list[str], dict
     return clauses, params
 
 
-def venue_visits(db: Database, spans: Sequence[VisitRow], window: int, max_stay: int) -> list[VisitRow]:
+def venue_visits(db: Database, spans: Sequence[Visit], window: int, max_stay: int) -> list[Visit]:
     """Everyone's visits at the venues of ``spans`` that may meet them within ``window`` seconds.
 
     One query for all spans: an OR of (venue_id, t_in range) conditions, each a primary-key range of

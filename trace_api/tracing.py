@@ -11,35 +11,27 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from truyvet.contact import meets, overlap_seconds
+from truyvet.events import Visit
 
 WindowFor = Callable[[str], int]  # venue_id -> exposure window W in seconds
 
 
 @dataclass(frozen=True)
-class VisitRow:
-    visit_id: str
-    person_id: str
-    venue_id: str
-    t_in: int
-    t_out: int
-
-
-@dataclass(frozen=True)
 class Exposure:
     venue_id: str
-    case_visit: VisitRow
-    contact_visit: VisitRow
+    case_visit: Visit
+    contact_visit: Visit
     overlap_seconds: int
 
 
-def exposure(a: VisitRow, b: VisitRow, *, window: int, min_overlap: int) -> Exposure | None:
+def exposure(a: Visit, b: Visit, *, window: int, min_overlap: int) -> Exposure | None:
     """Does visit ``b`` qualify as an exposure to case visit ``a``? (:func:`truyvet.contact.meets`)"""
     if a.venue_id != b.venue_id or not meets(a.t_in, a.t_out, b.t_in, b.t_out, window=window, min_overlap=min_overlap):
         return None
     return Exposure(a.venue_id, a, b, overlap_seconds(a.t_in, a.t_out, b.t_in, b.t_out))
 
 
-def overlapping(visits: Iterable[VisitRow], start: int, end: int) -> list[VisitRow]:
+def overlapping(visits: Iterable[Visit], start: int, end: int) -> list[Visit]:
     """Visits overlapping the closed interval ``[start, end]`` (none when the interval is empty)."""
     if start > end:
         return []
@@ -55,8 +47,8 @@ def exposure_order(e: Exposure) -> tuple[int, int, str, str, str]:
 
 
 def matches(
-    sources: list[VisitRow],
-    candidates: Iterable[VisitRow],
+    sources: list[Visit],
+    candidates: Iterable[Visit],
     *,
     exclude: set[str],
     window: int | WindowFor,
@@ -70,7 +62,7 @@ def matches(
         ``[b.t_in - W - max_visit, b.t_out + W]`` can meet ``b``, found by bisection.
     """
     window_for = constant(window) if isinstance(window, int) else window
-    by_venue: dict[str, list[VisitRow]] = {}
+    by_venue: dict[str, list[Visit]] = {}
     for a in sources:
         by_venue.setdefault(a.venue_id, []).append(a)
     starts: dict[str, list[int]] = {}
@@ -102,8 +94,8 @@ def matches(
 
 
 def exposures_of(
-    sources: list[VisitRow],
-    candidates: Iterable[VisitRow],
+    sources: list[Visit],
+    candidates: Iterable[Visit],
     *,
     exclude: set[str],
     window: int | WindowFor,

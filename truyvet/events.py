@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 
 class Category(StrEnum):
@@ -124,24 +125,22 @@ class Venue(BaseModel):
         return orjson.dumps(self.model_dump(mode="json"))
 
 
-class Visit(BaseModel):
-    """A person's stay at a venue, derived from scans by the contract's rules.
-
-    ``version`` grows with every re-emission of the same ``visit_id``; ``deleted`` marks a visit
-    that a later-arriving scan made void (e.g. it turned out to be a near-duplicate).
-    """
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A person's stay at a venue (docs/tracing.md, "Visits"), times in epoch seconds: what the trace API
+    reads from ClickHouse, what the worker's notices carry on ``exposure-matching`` (:data:`VISIT`
+    validates them) and what the contact rule compares. The worker computes visits from scans
+    (``streams.visits.VisitSpan`` adds the scans that opened and closed one) and stores them with a
+    version and a tombstone flag (``streams.sink.VISIT_COLUMNS``)."""
 
     visit_id: str
     person_id: str
     venue_id: str
-    t_in: UtcSecond
-    t_out: UtcSecond
-    source_in: str = ""  # scan_id of the opening ``in`` scan ("" for an orphan ``out``)
-    source_out: str = ""  # scan_id of the closing ``out`` scan, if any
-    version: int = 0
-    deleted: bool = False
+    t_in: int
+    t_out: int
+
+
+VISIT: TypeAdapter[Visit] = TypeAdapter(Visit)
 
 
 # A 9- or 12-digit run standing alone (old CMND / CCCD number), and a chip card's QR text in JSON.
@@ -215,19 +214,6 @@ class ExposureWindow(BaseModel):
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
-
-
-class VisitNotice(BaseModel):
-    """A visit the worker just wrote (new or updated), for the streaming alert matcher."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: str = "visit"
-    visit_id: str
-    person_id: str
-    venue_id: str
-    t_in: int
-    t_out: int
 
 
 class TracedPerson(BaseModel):

@@ -10,6 +10,6 @@
 - ``settings``: ``ALERTS_*``; ``cli``: ``truyvet webhook set | list``.
 
 The contracts every side shares stay in the shared package: the event models (``truyvet.events``:
-``Alert``, ``ExposureWindow``, ``TracedPerson``, ``VisitNotice``), the alert id and the ward rule
+``Alert``, ``ExposureWindow``, ``TracedPerson``, ``Visit``), the alert id and the ward rule
 (``truyvet.alerts``), the contact rule (``truyvet.contact``).
 """

@@ -37,7 +37,7 @@ from streams.alerting.windows import Match, VenueWindows
 from streams.config import StreamsSettings
 from streams.store import JSON, ChangelogStore
 from truyvet.alerts import addressee_wards, alert_id
-from truyvet.events import Alert, ExposureWindow, Topics, TracedPerson, VisitNotice
+from truyvet.events import VISIT, Alert, ExposureWindow, Topics, TracedPerson, Visit
 from truyvet.partitioning import partition_for
 from truyvet.schema.db import Database, DatabaseError
 
@@ -75,11 +75,11 @@ class _Db:
                 raise
 
 
-def _visits(rows: Sequence[Sequence[object]]) -> list[VisitNotice]:
+def _visits(rows: Sequence[Sequence[object]]) -> list[Visit]:
     latest: dict[str, tuple[object, ...]] = {}
     for row in rows:
         latest[str(row[0])] = tuple(row)  # FINAL already merged versions
-    return [VisitNotice(visit_id=str(v), person_id=str(p), venue_id=str(ven), t_in=_epoch(a), t_out=_epoch(b))
+    return [Visit(visit_id=str(v), person_id=str(p), venue_id=str(ven), t_in=_epoch(a), t_out=_epoch(b))
             for v, p, ven, a, b, deleted in latest.values() if not deleted]
 
 
@@ -87,7 +87,7 @@ def _epoch(value: object) -> int:
     return value if isinstance(value, int) else int(value.timestamp())  # type: ignore[attr-defined]
 
 
-def venue_visits(db: Database, venue: str, lo: int, hi: int) -> list[VisitNotice]:
+def venue_visits(db: Database, venue: str, lo: int, hi: int) -> list[Visit]:
     rows = db.execute(
         "SELECT visit_id, person_id, venue_id, t_in, t_out, deleted FROM visits_by_venue FINAL "
         "WHERE venue_id = %(v)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
@@ -96,7 +96,7 @@ def venue_visits(db: Database, venue: str, lo: int, hi: int) -> list[VisitNotice
     return _visits(rows)
 
 
-def person_visits(db: Database, person: str, start: int, end: int, longest: int) -> list[VisitNotice]:
+def person_visits(db: Database, person: str, start: int, end: int, longest: int) -> list[Visit]:
     rows = db.execute(
         "SELECT visit_id, person_id, venue_id, t_in, t_out, deleted FROM visits FINAL "
         "WHERE person_id = %(p)s AND t_in >= %(lo)s AND t_in <= %(hi)s",
@@ -167,7 +167,7 @@ class MatchingProcessor:
                     if message.get("kind") == "window":
                         pending += await self._add_window(partition, ExposureWindow.model_validate(message), now)
                     else:
-                        notices = [VisitNotice.model_validate(n) for n in message.get("visits", ())]
+                        notices = [VISIT.validate_python(n) for n in message.get("visits", ())]
                         pending += await self._check_visits(partition, notices, now)
                 except ValueError as exc:  # pydantic's ValidationError is a ValueError
                     # Only the worker and the trace API write here; anything else is logged and skipped.
@@ -210,7 +210,7 @@ class MatchingProcessor:
         present = await self._in_db(venue_visits, window.venue_id, lo, hi)
         return await self._raise(partition, VenueWindows([window]).matches_all(present), now)
 
-    async def _check_visits(self, partition: int, notices: list[VisitNotice], now: int) -> list[Awaitable[object]]:
+    async def _check_visits(self, partition: int, notices: list[Visit], now: int) -> list[Awaitable[object]]:
         """Match visit notices against their venues' windows (most venues have none: one dict lookup)."""
         loaded: dict[str, VenueWindows] = {}
         held = self.windows.partitions.get(partition, {})
@@ -228,7 +228,7 @@ class MatchingProcessor:
         matches.sort(key=lambda m: (m.window.generation, m.window.case_id, m.window.t_in))
         return futures + await self._raise(partition, matches, now)
 
-    async def _traced_windows(self, notices: list[VisitNotice], now: int) -> list[Awaitable[object]]:
+    async def _traced_windows(self, notices: list[Visit], now: int) -> list[Awaitable[object]]:
         """Visits of traced persons (the case person, generation-1 contacts) written at any time become
         exposure windows of the next generation, which also check the visits already stored at the venue.
         Late data: docs/tracing.md."""

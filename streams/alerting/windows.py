@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from truyvet.contact import meets
-from truyvet.events import ExposureWindow, VisitNotice
+from truyvet.events import ExposureWindow, Visit
 
 
 @dataclass(frozen=True)
 class Match:
     window: ExposureWindow
-    visit: VisitNotice
+    visit: Visit
 
 
-def qualifies(w: ExposureWindow, b: VisitNotice) -> bool:
+def qualifies(w: ExposureWindow, b: Visit) -> bool:
     """The contact rule (truyvet.contact) between a window's source visit and a visit at its venue."""
     return w.venue_id == b.venue_id and meets(w.t_in, w.t_out, b.t_in, b.t_out, window=w.window,
                                               min_overlap=w.min_overlap)
@@ -56,7 +56,7 @@ class VenueWindows:
         self.windows = [w for w in self.windows if w.expires_at > now]
         return before - len(self.windows)
 
-    def matches(self, visit: VisitNotice) -> list[Match]:
+    def matches(self, visit: Visit) -> list[Match]:
         """Windows that make ``visit``'s person a contact (never the case or the generation-1 source)."""
         found = []
         for w in self.windows:
@@ -68,7 +68,7 @@ class VenueWindows:
         found.sort(key=lambda m: (m.window.generation, m.window.case_id, m.window.t_in))
         return found
 
-    def matches_all(self, visits: list[VisitNotice]) -> list[Match]:
+    def matches_all(self, visits: list[Visit]) -> list[Match]:
         found = [m for v in visits for m in self.matches(v)]
         found.sort(key=lambda m: (m.window.generation, m.window.case_id, m.window.t_in))
         return found

@@ -36,8 +36,8 @@ import pytest
 from tests.benchmarks.report import write_section
 from trace_api import queries
 from trace_api.contacts import TraceParams, trace
-from trace_api.tracing import VisitRow
 from truyvet.auth import Role, create_token
+from truyvet.events import Visit
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import DriverDatabase
 from truyvet.settings import PROJECT_ROOT, CommonSettings
@@ -295,10 +295,10 @@ class PgReads:
     def __init__(self, table: str) -> None:
         self.table = table
 
-    def _rows(self, cur: Any) -> list[VisitRow]:
-        return [VisitRow(a, b, c, int(d), int(e)) for a, b, c, d, e in cur.fetchall()]
+    def _rows(self, cur: Any) -> list[Visit]:
+        return [Visit(a, b, c, int(d), int(e)) for a, b, c, d, e in cur.fetchall()]
 
-    def person_visits(self, conn: Any, persons: Sequence[str], start: int, end: int, max_stay: int) -> list[VisitRow]:
+    def person_visits(self, conn: Any, persons: Sequence[str], start: int, end: int, max_stay: int) -> list[Visit]:
         cur = conn.execute(
             "SELECT visit_id, person_id, venue_id, extract(epoch FROM t_in)::bigint, "
             f"extract(epoch FROM t_out)::bigint FROM {self.table} "
@@ -307,7 +307,7 @@ class PgReads:
             (list(persons), start - max_stay, end, start))
         return self._rows(cur)
 
-    def venue_visits(self, conn: Any, spans: Sequence[VisitRow], window: int, max_stay: int) -> list[VisitRow]:
+    def venue_visits(self, conn: Any, spans: Sequence[Visit], window: int, max_stay: int) -> list[Visit]:
         ranges = queries.venue_ranges(spans, window, max_stay)
         cur = conn.execute(
             "SELECT v.visit_id, v.person_id, v.venue_id, extract(epoch FROM v.t_in)::bigint, "

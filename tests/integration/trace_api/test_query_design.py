@@ -12,6 +12,7 @@ from tests.integration.trace_api.conftest import T0, insert_visits
 from tests.unit.trace_api.reference import MINUTE, RefVisit, expected_contacts
 from trace_api import queries
 from trace_api.contacts import TraceParams, trace
+from truyvet.events import Visit
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import Database, DriverDatabase
 from truyvet.settings import CommonSettings
@@ -119,7 +120,7 @@ def test_many_ranges_read_as_one_venue_set_with_the_same_answer(any_db: Database
     spans, rows = [], []
     for i in range(queries.MAX_OR_RANGES + 6):
         venue, t = f"{prefix}v{i}", T0 + (i % 7) * 3 * H
-        spans.append(queries.VisitRow(f"c{i}", f"{prefix}case", venue, t, t + H))
+        spans.append(Visit(f"c{i}", f"{prefix}case", venue, t, t + H))
         rows += [RefVisit(f"{prefix}{i}a", f"{prefix}x", venue, t + 2 * H, t + 3 * H),  # exactly W after
                  RefVisit(f"{prefix}{i}b", f"{prefix}y", venue, t + 2 * H + 1, t + 3 * H),  # outside the range
                  RefVisit(f"{prefix}{i}c", f"{prefix}z", venue, t - 26 * H, t - 25 * H)]  # before it
@@ -134,7 +135,7 @@ def test_many_ranges_read_as_one_venue_set_with_the_same_answer(any_db: Database
 def test_a_read_naming_ten_thousand_venues_is_accepted(any_db: Database) -> None:
     """Parameters are statement text: a large depth-2 read is far past ClickHouse's default 256 KiB."""
     prefix = f"k{uuid.uuid4().hex[:6]}-"
-    spans = [queries.VisitRow(f"c{i}", f"{prefix}case", f"{prefix}venue-{i:05d}", T0, T0 + H) for i in range(10_000)]
+    spans = [Visit(f"c{i}", f"{prefix}case", f"{prefix}venue-{i:05d}", T0, T0 + H) for i in range(10_000)]
     insert_visits(any_db, [RefVisit(f"{prefix}b", f"{prefix}x", f"{prefix}venue-09999", T0 + H, T0 + 2 * H)])
     assert [v.person_id for v in queries.venue_visits(any_db, spans, H, 24 * H)] == [f"{prefix}x"]
     persons = [f"{prefix}p{i:05d}" for i in range(20_000)] + [f"{prefix}x"]

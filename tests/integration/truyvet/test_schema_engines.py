@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from streams.sink import VISIT_COLUMNS
 from trace_api import queries
-from trace_api.tracing import VisitRow
+from truyvet.events import Visit
 from truyvet.schema import migrations
 from truyvet.schema.db import Database
 
@@ -38,9 +38,9 @@ def test_latest_version_wins_and_deleted_rows_vanish(any_db: Database) -> None:
         _visit(person, venue, T0, T0 + 1800, version=2, visit_id=vid),  # redelivered batch: same row
     ])
     mine = queries.person_visits(any_db, [person], T0, T0 + 7200, 12 * 3600)
-    assert mine == [VisitRow(vid, person, venue, T0, T0 + 1800)]
-    at_venue = queries.venue_visits(any_db, [VisitRow("x", "case", venue, T0, T0 + 60)], 3600, 12 * 3600)
-    assert at_venue == [VisitRow(vid, person, venue, T0, T0 + 1800)]
+    assert mine == [Visit(vid, person, venue, T0, T0 + 1800)]
+    at_venue = queries.venue_visits(any_db, [Visit("x", "case", venue, T0, T0 + 60)], 3600, 12 * 3600)
+    assert at_venue == [Visit(vid, person, venue, T0, T0 + 1800)]
 
 
 def test_venue_ranges_select_only_nearby_visits(any_db: Database) -> None:
@@ -50,7 +50,7 @@ def test_venue_ranges_select_only_nearby_visits(any_db: Database) -> None:
         _visit("far", venue, T0 + 3 * 86400, T0 + 3 * 86400 + 60),
         _visit("elsewhere", other, T0, T0 + 60),
     ])
-    got = queries.venue_visits(any_db, [VisitRow("x", "case", venue, T0 - 600, T0)], 3600, 12 * 3600)
+    got = queries.venue_visits(any_db, [Visit("x", "case", venue, T0 - 600, T0)], 3600, 12 * 3600)
     assert [v.person_id for v in got] == ["near"]
 
 

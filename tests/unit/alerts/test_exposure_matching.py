@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.alerting.windows import VenueWindows, qualifies
-from trace_api.tracing import VisitRow, exposure
-from truyvet.events import ExposureWindow, VisitNotice
+from trace_api.tracing import exposure
+from truyvet.events import ExposureWindow, Visit
 
 H = 3600
 
@@ -40,8 +40,8 @@ def window(
     )
 
 
-def visit(person: str, t_in: int, t_out: int, venue: str = "V") -> VisitNotice:
-    return VisitNotice(
+def visit(person: str, t_in: int, t_out: int, venue: str = "V") -> Visit:
+    return Visit(
         visit_id=f"v_{person}_{t_in}", person_id=person, venue_id=venue, t_in=t_in, t_out=t_out
     )
 
@@ -53,7 +53,7 @@ spans = st.tuples(st.integers(0, 20 * H), st.integers(0, 6 * H)).map(lambda p: (
 def test_the_matcher_rule_is_the_contract_rule(
     a: tuple[int, int], b: tuple[int, int], w: int, m: int
 ) -> None:
-    contract = exposure(VisitRow("a", "pc", "V", *a), VisitRow("b", "pb", "V", *b), window=w, min_overlap=m)
+    contract = exposure(Visit("a", "pc", "V", *a), Visit("b", "pb", "V", *b), window=w, min_overlap=m)
     assert qualifies(window(*a, w=w, m=m), visit("pb", *b)) == (contract is not None)
 
 

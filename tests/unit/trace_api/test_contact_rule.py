@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tests.unit.trace_api.reference import MINUTE, RefVisit, expected_contacts
 from trace_api import queries
 from trace_api.contacts import TraceParams, trace
-from trace_api.tracing import VisitRow
+from truyvet.events import Visit
 
 H = 60 * MINUTE
 T0 = 1_795_000_000
@@ -22,13 +22,13 @@ T0 = 1_795_000_000
 
 class ListReads:
     def __init__(self, visits: list[RefVisit]) -> None:
-        self.rows = [VisitRow(v.visit_id, v.person_id, v.venue_id, v.t_in, v.t_out) for v in visits]
+        self.rows = [Visit(v.visit_id, v.person_id, v.venue_id, v.t_in, v.t_out) for v in visits]
 
-    def person_visits(self, _db: object, persons: Sequence[str], start: int, end: int, max_stay: int) -> list[VisitRow]:
+    def person_visits(self, _db: object, persons: Sequence[str], start: int, end: int, max_stay: int) -> list[Visit]:
         return [v for v in self.rows if v.person_id in persons and start - max_stay <= v.t_in <= end
                 and v.t_out >= start]
 
-    def venue_visits(self, _db: object, spans: Sequence[VisitRow], window: int, max_stay: int) -> list[VisitRow]:
+    def venue_visits(self, _db: object, spans: Sequence[Visit], window: int, max_stay: int) -> list[Visit]:
         ranges = queries.venue_ranges(spans, window, max_stay)
         return [v for v in self.rows if any(v.venue_id == r[0] and r[1] <= v.t_in <= r[2] for r in ranges)]
 
@@ -73,8 +73,8 @@ def test_trace_equals_reference(scenario: tuple[list[RefVisit], int, int, int, i
 
 
 def test_venue_ranges_merge_only_overlapping_spans() -> None:
-    spans = [VisitRow("1", "c", "V", 1000, 2000), VisitRow("2", "c", "V", 2500, 2600),
-             VisitRow("3", "c", "V", 100_000, 100_100), VisitRow("4", "c", "W", 0, 10)]
+    spans = [Visit("1", "c", "V", 1000, 2000), Visit("2", "c", "V", 2500, 2600),
+             Visit("3", "c", "V", 100_000, 100_100), Visit("4", "c", "W", 0, 10)]
     assert queries.venue_ranges(spans, 100, 500) == [("V", 400, 2700), ("V", 99_400, 100_200), ("W", -600, 110)]
 
 
@@ -84,7 +84,7 @@ def test_contact_as_plain_data_matches_the_documented_schema() -> None:
     from trace_api.models import ContactOut
     from trace_api.tracing import Exposure
 
-    a, b = VisitRow("a", "case", "V", T0, T0 + H), VisitRow("b", "x", "V", T0 + 90, T0 + 2 * H + 59)
+    a, b = Visit("a", "case", "V", T0, T0 + H), Visit("b", "x", "V", T0 + 90, T0 + 2 * H + 59)
     data = contact_item(Contact("x", 2, "f1", [Exposure("V", a, b, H - 90)]), "01840", None)
     out = ContactOut.model_validate(data)
     assert out.exposures[0].overlap_minutes == 58.5 and out.via_person_id == "f1"

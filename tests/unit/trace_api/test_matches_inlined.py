@@ -7,7 +7,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trace_api.tracing import VisitRow, exposure, matches
+from trace_api.tracing import exposure, matches
+from truyvet.events import Visit
 
 
 @settings(max_examples=200, deadline=None)
@@ -15,9 +16,9 @@ from trace_api.tracing import VisitRow, exposure, matches
 def test_matches_equals_exposure_on_every_pair(seed: int, window: int, min_overlap: int) -> None:
     rnd = random.Random(seed)
 
-    def visit(i: int, person: str) -> VisitRow:
+    def visit(i: int, person: str) -> Visit:
         t_in = rnd.randint(0, 6 * 3600)
-        return VisitRow(f"{person}-{i}", person, rnd.choice("ab"), t_in, t_in + rnd.randint(0, 3 * 3600))
+        return Visit(f"{person}-{i}", person, rnd.choice("ab"), t_in, t_in + rnd.randint(0, 3 * 3600))
 
     sources = [visit(i, "case") for i in range(rnd.randint(1, 6))]
     candidates = [visit(i, f"p{rnd.randint(0, 9)}") for i in range(rnd.randint(0, 40))]
