@@ -218,25 +218,17 @@ class PartitionedConsumer:
         self.restore_remaining = remaining
 
     async def _replay(self, partitions: set[int]) -> None:
-        """After a failed batch: state back to what the changelog holds, positions back to the committed."""
+        """After a failed batch: state back to what the changelog holds, positions back to the committed
+        offsets (each step waits for Kafka as long as it takes)."""
         self.state = "recovering"
-        while True:
-            try:
-                await self._restore(partitions)
-                for partition in partitions:
-                    tp = TopicPartition(self.topic, partition)
-                    committed = await self._committed(partition)
-                    self.expected[partition] = committed
-                    if committed is not None:
-                        self.consumer.seek(tp, committed)
-                    else:
-                        await self.consumer.seek_to_beginning(tp)
-                break
-            except StateRecoveryError:
-                raise
-            except (KafkaError, OSError) as exc:
-                logger.warning("replaying %s failed (%s); trying again", self.topic, exc)
-                await asyncio.sleep(2)
+        await self._restore(partitions)
+        for partition in partitions:
+            tp = TopicPartition(self.topic, partition)
+            committed = self.expected[partition] = await self._committed(partition)
+            if committed is not None:
+                self.consumer.seek(tp, committed)
+            else:
+                await self.consumer.seek_to_beginning(tp)
         self.state = "running"
 
     # -- per batch ---------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ could not be recovered.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from truyvet.settings import PROJECT_ROOT
+from tests.integration.truyvet.own_stack import own_stack_env
 from truyvet.stack.processes import free_port, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -34,28 +33,8 @@ def _scan(venue: str, person: str, at: datetime, direction: str = "in") -> dict[
 
 
 def test_demo_then_down_then_up_then_a_new_case_is_traced_and_alerted(tmp_path: Path) -> None:
-    data = tmp_path / "stack"
-    jars = PROJECT_ROOT / ".local" / "kafka" / "libs"
-    if jars.exists():  # reuse the jars already fetched
-        (data / "kafka").mkdir(parents=True)
-        (data / "kafka" / "libs").symlink_to(jars)
     ports = {name: free_port() for name in ("ingest", "trace", "metrics")}
-    env = {
-        **os.environ,
-        "TRUYVET_DATA_DIR": str(data),
-        "TRUYVET_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-        "TRUYVET_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "TRUYVET_CLICKHOUSE_PORT": str(free_port()),
-        "TRUYVET_CLICKHOUSE_HTTP_PORT": str(free_port()),
-        "TRUYVET_INGEST_PORT": str(ports["ingest"]),
-        "TRUYVET_TRACE_PORT": str(ports["trace"]),
-        "TRUYVET_WORKER_METRICS_PORT": str(ports["metrics"]),
-        "ALERTS_DISPATCHER_PORT": str(free_port()),
-        "TRUYVET_TOPIC_PREFIX": "",
-        "TRUYVET_CLICKHOUSE_DATABASE": "truyvet",
-        "STREAMS_APP_ID": "truyvet-demo-restart",
-        "COLUMNS": "200",
-    }
+    env = own_stack_env(tmp_path / "stack", "truyvet-demo-restart", **ports)
     cli = [sys.executable, "-m", "truyvet.cli"]
 
     def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

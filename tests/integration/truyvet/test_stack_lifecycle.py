@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from truyvet.settings import PROJECT_ROOT
-from truyvet.stack.processes import alive, free_port
+from tests.integration.truyvet.own_stack import own_stack_env
+from truyvet.stack.processes import alive
 
 pytestmark = pytest.mark.slow
 
@@ -29,25 +29,7 @@ def _processes_mentioning(marker: str) -> list[int]:
 
 def test_up_status_down_leaves_nothing(tmp_path: Path) -> None:
     data = tmp_path / "stack"
-    jars = PROJECT_ROOT / ".local" / "kafka" / "libs"
-    if jars.exists():  # reuse the jars already fetched (Maven's cache would serve them too)
-        (data / "kafka").mkdir(parents=True)
-        (data / "kafka" / "libs").symlink_to(jars)
-    env = {
-        **os.environ,
-        "TRUYVET_DATA_DIR": str(data),
-        "TRUYVET_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-        "TRUYVET_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "TRUYVET_CLICKHOUSE_PORT": str(free_port()),
-        "TRUYVET_CLICKHOUSE_HTTP_PORT": str(free_port()),
-        "TRUYVET_INGEST_PORT": str(free_port()),
-        "TRUYVET_TRACE_PORT": str(free_port()),
-        "TRUYVET_WORKER_METRICS_PORT": str(free_port()),
-        "TRUYVET_TOPIC_PREFIX": "",
-        "TRUYVET_CLICKHOUSE_DATABASE": "truyvet",
-        "STREAMS_APP_ID": "truyvet-lifecycle",
-        "COLUMNS": "200",
-    }
+    env = own_stack_env(data, "truyvet-lifecycle")
     cli = [sys.executable, "-m", "truyvet.cli"]
     try:
         up = subprocess.run([*cli, "up"], env=env, capture_output=True, text=True, timeout=300, check=False)
