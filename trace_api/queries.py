@@ -206,3 +206,27 @@ def insert_case(db: Database, *, case_id: str, person_id: str, infectious_from: 
                         "created_at"],
               [(case_id, person_id, infectious_from, infectious_to, label, created_by,
                 datetime.now(UTC).replace(microsecond=0))])
+
+
+def ward_names(db: Database) -> dict[str, str]:
+    """Code -> name of every ward and commune, in code order."""
+    return {str(c): str(n) for c, n in db.execute(
+        "SELECT code, name FROM units FINAL WHERE level IN ('ward', 'commune') ORDER BY code")}
+
+
+def venue_labels(db: Database, venue_ids: Iterable[str]) -> dict[str, tuple[str, str, str]]:
+    """venue_id -> (name, category, ward_code)."""
+    ids = tuple(sorted(set(venue_ids)))
+    if not ids:
+        return {}
+    rows = db.execute("SELECT venue_id, name, category, ward_code FROM venues FINAL WHERE venue_id IN %(ids)s",
+                      {"ids": ids})
+    return {str(v): (str(n), str(c), str(w)) for v, n, c, w in rows}
+
+
+def recent_cases(db: Database, limit: int) -> list[tuple[str, str, str, datetime, datetime, datetime]]:
+    """The most recently registered cases: (case_id, person_id, label, infectious_from, infectious_to, created_at)."""
+    rows = db.execute(
+        "SELECT case_id, person_id, label, infectious_from, infectious_to, created_at FROM cases FINAL "
+        "ORDER BY created_at DESC, case_id LIMIT %(n)s", {"n": limit})
+    return [(str(c), str(p), str(lb), f, t, at) for c, p, lb, f, t, at in rows]

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
+from trace_api import queries
 from trace_api.deps import get_db
 from truyvet.auth import Principal, Role
 from truyvet.schema.db import Database
@@ -92,11 +93,6 @@ class CaseSummary(BaseModel):
     created_at: str
 
 
-def _wards(db: Database) -> dict[str, str]:
-    return {str(c): str(n) for c, n in db.execute(
-        "SELECT code, name FROM units FINAL WHERE level IN ('ward', 'commune') ORDER BY code")}
-
-
 def _iso(value: object) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # type: ignore[attr-defined]
 
@@ -105,28 +101,21 @@ def _iso(value: object) -> str:
 def me(db: Database = Depends(get_db), principal: Principal = Depends(require(*ANY_ROLE))) -> Me:
     """Who the token belongs to: role, ward (health centers) and display name."""
     return Me(role=principal.role, ward_code=principal.ward_code,
-              ward_name=_wards(db).get(principal.ward_code, ""), name=principal.name)
+              ward_name=queries.ward_names(db).get(principal.ward_code, ""), name=principal.name)
 
 
 @router.post("/v1/dashboard/places", response_model=Places)
 def places(body: PlacesQuery, db: Database = Depends(get_db),
            _: Principal = Depends(require(Role.epidemiologist, Role.health_center, Role.viewer))) -> Places:
     """Names of venues (by id) and of all wards and communes, for labelling tables and charts."""
-    venues: dict[str, VenueLabel] = {}
-    ids = tuple(sorted(set(body.venue_ids)))
-    if ids:
-        rows = db.execute("SELECT venue_id, name, category, ward_code FROM venues FINAL WHERE venue_id IN %(ids)s",
-                          {"ids": ids})
-        venues = {str(v): VenueLabel(name=str(n), category=str(c), ward_code=str(w)) for v, n, c, w in rows}
-    return Places(venues=venues, wards=_wards(db))
+    venues = {v: VenueLabel(name=n, category=c, ward_code=w)
+              for v, (n, c, w) in queries.venue_labels(db, body.venue_ids).items()}
+    return Places(venues=venues, wards=queries.ward_names(db))
 
 
 @router.get("/v1/dashboard/cases", response_model=list[CaseSummary])
 def recent_cases(limit: int = Query(20, ge=1, le=200), db: Database = Depends(get_db),
                  _: Principal = Depends(require(Role.epidemiologist))) -> list[CaseSummary]:
     """The most recently registered cases (epidemiologists), to reopen one on the case page."""
-    rows = db.execute(
-        "SELECT case_id, person_id, label, infectious_from, infectious_to, created_at FROM cases FINAL "
-        "ORDER BY created_at DESC, case_id LIMIT %(n)s", {"n": limit})
-    return [CaseSummary(case_id=str(c), person_id=str(p), label=str(lb), infectious_from=_iso(f),
-                        infectious_to=_iso(t), created_at=_iso(at)) for c, p, lb, f, t, at in rows]
+    return [CaseSummary(case_id=c, person_id=p, label=lb, infectious_from=_iso(f), infectious_to=_iso(t),
+                        created_at=_iso(at)) for c, p, lb, f, t, at in queries.recent_cases(db, limit)]

@@ -101,7 +101,8 @@ def wait_for(condition: Callable[[], object], *, timeout: float, what: str, ever
 
 def metric(url: str, name: str, labels: str = "") -> float:
     """Sum of a Prometheus sample (``labels``: a substring of the label set, e.g. 'source="late"')."""
-    text = urllib.request.urlopen(url, timeout=5).read().decode()  # noqa: S310 - loopback test URL
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback test URL
+        text = response.read().decode()
     total = 0.0
     for m in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})? ([0-9.e+-]+)$", text, re.M):
         if labels in (m.group(1) or ""):

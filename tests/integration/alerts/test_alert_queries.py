@@ -9,7 +9,7 @@ import pytest
 
 from streams.alerting.delivery import ALERT_COLUMNS, Status, alert_row, known_states
 from streams.alerting.webhooks import set_webhook, webhooks
-from trace_api.routes.alerts import list_alerts
+from trace_api.alerts import list_alerts
 from truyvet.alerts import addressee_wards, residence_wards
 from truyvet.events import Alert
 

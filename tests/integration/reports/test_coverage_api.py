@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from trace_api.routes.reports import day_bounds
+from trace_api.reports import day_bounds
 from truyvet.auth import Role
 from truyvet.cli import cli
 

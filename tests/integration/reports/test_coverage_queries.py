@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from trace_api.routes.reports import coverage
+from trace_api.reports import coverage
 from truyvet.events import Category
 from truyvet.roster import RosterError, load_roster
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trace_api.routes.reports import day_bounds, to_csv
+from trace_api.export import to_csv
+from trace_api.reports import day_bounds
 from truyvet.events import Category
 from truyvet.roster import RosterError, read_roster
 
