@@ -187,9 +187,9 @@ def test_streams_throughput() -> None:
             f"| what one free core would take at that CPU cost: worker / raw path | "
             f"{n / worker_cpu:,.0f} / {n / raw_cpu:,.0f} scans/s |\n\n"
             "Target was >= 20,000 scans/s end to end and >= 0.5 of raw; see the figures above for what "
-            "holds. The worker is faust-based Python; `scans` records reach its agent as fetched lists "
-            "(no faust message, event or stream per record) and one batch's ClickHouse insert overlaps "
-            "the next batch's processing. Per scan it pays the fetch (aiokafka decoding), parsing, the "
+            "holds. The worker is Python on aiokafka's public consumer: a batch (getmany) is processed, "
+            "written, its changelog and notices confirmed, then committed, one batch at a time (faust runs "
+            "the life cycle and timers). Per scan it pays the fetch (aiokafka decoding), parsing, the "
             "visit update, the changelog record, the ClickHouse row and the exposure notice; Kafka and "
             "ClickHouse share the same 2 cores.")
     name = "streams-throughput" if WORKERS == 1 else f"streams-throughput-{WORKERS}-workers"
