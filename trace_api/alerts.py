@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from truyvet.auth import Principal, Role
+from truyvet.events import Alert
 from truyvet.schema.db import Database
 from truyvet.web import ApiError
 
@@ -17,14 +18,9 @@ class Delivery(BaseModel):
     attempts: int
 
 
-class AlertPublic(BaseModel):
-    alert_id: str
-    case_id: str
-    person_id: str
-    generation: int
-    ward_code: str
-    venue_id: str
-    created_at: datetime
+class AlertPublic(Alert):
+    """The alert (``truyvet.events.Alert``, as raised and delivered) with its delivery state."""
+
     delivery: Delivery
 
 
