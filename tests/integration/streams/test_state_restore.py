@@ -9,14 +9,17 @@ meanwhile, instead of a warning repeated for ever.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 
+import orjson
 import pytest
 from kafka import KafkaProducer
 
 from streams.config import StreamsSettings
 from tests.integration.streams.harness import Pipeline, metric, wait_for
 from tests.unit.streams.scenarios import VenueSpec
+from truyvet.events import ExposureWindow
 from truyvet.stack.processes import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -70,3 +73,32 @@ def test_every_store_is_restored_after_a_restart(pipeline: Callable[..., Pipelin
     for store in STORES:
         wait_for(lambda s=store: metric(p.metrics() or {}, "truyvet_streams_state_keys", store=s) == 49,
                  timeout=60, what=f"{store}: 49 keys restored (50 written, one deleted)")
+
+
+def test_windows_and_alert_memory_past_their_follow_up_are_pruned(pipeline: Callable[..., Pipeline]) -> None:
+    """The matcher's stores do not grow for ever: what is past its case's follow-up goes at the sweep."""
+    p = pipeline(extra_env={"STREAMS_MATCHING_SWEEP_SECONDS": "1"})
+    p.create([VenueSpec("v1", "food_drink", 0)])
+    p.start_worker()
+    wait_for(lambda: metric(p.metrics() or {}, "truyvet_streams_assigned_partitions") > 0, timeout=60,
+             what="partitions assigned")
+    p.procs.stop("worker")
+    settings = StreamsSettings(app_id=p.app_id, topic_prefix=p.prefix)
+    now = int(time.time())
+
+    def window(expires_at: int) -> dict[str, object]:
+        return ExposureWindow(case_id="c1", case_person_id="pc", generation=1, venue_id="v1", visit_id=f"i{expires_at}",
+                              t_in=now - 7200, t_out=now - 3600, window=3600, min_overlap=0, case_end=now - 3600,
+                              expires_at=expires_at).model_dump()
+
+    _produce(p, settings.state_topic("exposure-windows"),
+             [(b"v1", orjson.dumps([window(now - 60), window(now + 86400)])), (b"v2", orjson.dumps([window(now - 1)]))],
+             partition=2)
+    _produce(p, settings.state_topic("alerted"), [(b"al_old", b"%d" % (now - 60)), (b"al_live", b"%d" % (now + 86400))],
+             partition=2)
+    p.start_worker()
+    for store, left in (("exposure-windows", 1), ("alerted", 1)):
+        wait_for(lambda s=store, n=left: metric(p.metrics() or {}, "truyvet_streams_state_keys", store=s) == n,
+                 timeout=60, what=f"{store}: only what is still followed up is kept")
+    assert metric(p.metrics() or {}, "truyvet_alerts_windows_expired_total") == 2
+    assert metric(p.metrics() or {}, "truyvet_alerts_dedup_expired_total") == 1
