@@ -109,9 +109,15 @@ class KafkaNode:
 
 
 def _cluster_id() -> str:
+    """A random cluster id as Kafka makes them (base64url of 16 random bytes), never starting with "-":
+    the storage tool would read such an id as an option and refuse to format (Kafka's own
+    ``Uuid.randomUuid`` avoids them for the same reason; one fresh install in 64 hit it)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def topic_specs(settings: CommonSettings) -> list[NewTopic]:
