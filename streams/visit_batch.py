@@ -50,9 +50,10 @@ class BatchResult:
     rewound: int = 0
 
 
-def dead_letter(raw: bytes, reason: str, code: str, record: Any) -> bytes:
-    """The dead letter of a record (``record``: anything with topic, partition and offset)."""
-    return DeadLetter(reason=reason, error_code=code, raw=raw.decode("utf-8", errors="replace"),
+def dead_letter(raw: bytes | None, reason: str, code: str, record: Any) -> bytes:
+    """The dead letter of a record (``record``: anything with topic, partition and offset; ``raw`` None for a
+    record without a value)."""
+    return DeadLetter(reason=reason, error_code=code, raw=raw.decode("utf-8", errors="replace") if raw else "",
                       topic=record.topic, partition=record.partition, offset=record.offset).to_json()
 
 
@@ -75,7 +76,18 @@ class VisitBatch:
         self._parsed: dict[bytes, tuple[bytes, PersonState]] = {}
 
     def parse(self, records: list[Any]) -> list[Parsed]:
-        return [Parsed(r, parse_scan(r.value)) for r in records]
+        return [Parsed(r, self._parse_one(r)) for r in records]
+
+    @staticmethod
+    def _parse_one(record: Any) -> ParsedScan | Rejected:
+        """A record that cannot even be parsed is dead-lettered too, never a batch that fails for ever."""
+        if record.value is None:
+            return Rejected("record without a value")
+        try:
+            return parse_scan(record.value)
+        except Exception as exc:  # noqa: BLE001 - any failure to read one record is that record's fault
+            logger.exception("scan at %s[%s]@%s unreadable", record.topic, record.partition, record.offset)
+            return Rejected(f"unreadable record ({type(exc).__name__})")
 
     @staticmethod
     def venues_named(parsed: list[Parsed]) -> set[str]:

@@ -169,7 +169,7 @@ class MatchingProcessor:
                     else:
                         notices = [VISIT.validate_python(n) for n in message.get("visits", ())]
                         pending += await self._check_visits(partition, notices, now)
-                except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError; None value
                     # Only the worker and the trace API write here; anything else is logged and skipped.
                     logger.error("exposure-matching record %s[%d]@%d skipped: %s", record.topic, partition,
                                  record.offset, str(exc)[:200])

@@ -23,7 +23,7 @@ class Record(NamedTuple):
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
 
 
 def _batch() -> VisitBatch:
@@ -124,3 +124,15 @@ def test_people_silent_past_the_horizon_are_forgotten() -> None:
     assert expired == 1
     assert batch.store.get(partition_for("p1", PARTITIONS), b"p1") is None
     assert batch.store.get(partition_for("p2", PARTITIONS), b"p2") is not None
+
+
+def test_records_that_cannot_be_read_at_all_are_dead_lettered_not_a_stuck_batch() -> None:
+    batch = _batch()
+    home = partition_for("p1", PARTITIONS)
+    records = [Record("scans", home, 0, b"p1", None), Record("scans", home, 1, None, b"[" * 5000 + b"]" * 5000),
+               Record("scans", home, 2, None, b"\xff\xfe\x00garbage"),
+               Record("scans", home, 3, b"p1", _scan("p1", "v1", NOW - 3600))]
+    result = batch.apply(batch.parse(records), NOW)
+    assert [orjson.loads(v)["offset"] for _, v in result.dead_letters] == [0, 1, 2]
+    assert orjson.loads(result.dead_letters[0][1])["reason"] == "record without a value"
+    assert len([r for r in result.rows if not r[8]]) == 1
