@@ -157,15 +157,13 @@ class ChangelogStore:
                                                      offset=record.offset) from exc
                         target[record.key] = record.value
                     read += len(records)
-                    if records and records[-1].offset + 1 >= remaining.get(tp, 0):
-                        remaining.pop(tp, None)
                 # Compaction and transaction markers leave holes: the position, not the last record, tells.
-                for tp in list(remaining):
-                    if await consumer.position(tp) >= remaining[tp]:
-                        remaining.pop(tp)
                 left = 0
-                for tp in remaining:
-                    left += max(0, ends[tp] - await consumer.position(tp))
+                for tp in list(remaining):
+                    behind = remaining[tp] - await consumer.position(tp)
+                    if behind <= 0:
+                        del remaining[tp]
+                    left += max(0, behind)
                 RESTORE_REMAINING.labels(self.name).set(left)
                 RESTORED.labels(self.name).inc(sum(len(r) for r in fetched.values()))
                 if progress is not None:

@@ -94,7 +94,8 @@ class VisitBatch:
         return {p.scan.scan.venue_id for p in parsed if type(p.scan) is ParsedScan}
 
     def state_venues(self, parsed: list[Parsed]) -> set[str]:
-        """Venues in the stored states of the batch's people: their default stays shape the visits."""
+        """Venues in the stored states of the batch's people: their default stays shape the visits. A state
+        parsed here is kept for :meth:`apply` (after a restart, every person's first batch needs it)."""
         venues: set[str] = set()
         for p in parsed:
             if type(p.scan) is not ParsedScan:
@@ -103,7 +104,9 @@ class VisitBatch:
             value = self.store.partitions.get(p.record.partition, {}).get(key)
             cached = self._parsed.get(key)
             if value is not None and (cached is None or cached[0] is not value):
-                venues.update(s.venue_id for s in PersonState.from_bytes(value).scans.values())
+                state = PersonState.from_bytes(value)
+                self._parsed[key] = (value, state)
+                venues.update(s.venue_id for s in state.scans.values())
         return venues
 
     def check(self, parsed: ParsedScan | Rejected, now: int) -> tuple[str, str]:

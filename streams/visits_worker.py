@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -72,19 +71,11 @@ def visit_notices(rows: Sequence[Sequence[object]], partitions: int) -> dict[int
             continue
         venue = str(row[i_venue])
         notice = {"visit_id": row[i_visit], "person_id": row[i_person], "venue_id": venue,
-                  "t_in": _epoch(row[i_in]), "t_out": _epoch(row[i_out])}
+                  "t_in": row[i_in], "t_out": row[i_out]}  # epoch seconds, as visit_rows writes them
         groups.setdefault(partition_for(venue, partitions), []).append(notice)
     return {p: [orjson.dumps({"kind": "visits", "visits": notices[i: i + NOTICES_PER_MESSAGE]})
                 for i in range(0, len(notices), NOTICES_PER_MESSAGE)]
             for p, notices in groups.items()}
-
-
-def _epoch(value: object) -> int:
-    """Epoch seconds of a DateTime as the worker writes it (int) or as ClickHouse returns it."""
-    if type(value) is int:
-        return value
-    assert isinstance(value, datetime)
-    return int(value.timestamp())
 
 
 class VisitsProcessor:
