@@ -28,6 +28,16 @@ STORES = ("person-scans", "exposure-windows", "alerted")
 VALID = {"person-scans": b'{"s":[],"p":0}', "exposure-windows": b"[]", "alerted": b"1999999999"}
 
 
+def _stopped_after_first_start(p: Pipeline) -> Pipeline:
+    """A pipeline whose worker ran once (so the state topics exist) and is stopped again."""
+    p.create([VenueSpec("v1", "food_drink", 0)])
+    p.start_worker()
+    wait_for(lambda: metric(p.metrics() or {}, "truyvet_streams_assigned_partitions") > 0, timeout=60,
+             what="partitions assigned")
+    p.procs.stop("worker")
+    return p
+
+
 def _produce(p: Pipeline, topic: str, records: list[tuple[bytes, bytes]], partition: int) -> None:
     producer = KafkaProducer(bootstrap_servers=p.settings.kafka_bootstrap, acks="all")
     try:
@@ -41,12 +51,7 @@ def _produce(p: Pipeline, topic: str, records: list[tuple[bytes, bytes]], partit
 @pytest.mark.parametrize("store", STORES)
 def test_a_changelog_record_the_store_cannot_read_stops_the_worker_naming_it(
         pipeline: Callable[..., Pipeline], store: str) -> None:
-    p = pipeline()
-    p.create([VenueSpec("v1", "food_drink", 0)])
-    p.start_worker()  # creates the state topics
-    wait_for(lambda: metric(p.metrics() or {}, "truyvet_streams_assigned_partitions") > 0, timeout=60,
-             what="partitions assigned")
-    p.procs.stop("worker")
+    p = _stopped_after_first_start(pipeline())
     topic = StreamsSettings(app_id=p.app_id, topic_prefix=p.prefix).state_topic(store)
     _produce(p, topic, [(b"good-key", VALID[store]), (b"bad-key", b"\xff not json")], partition=3)
     # Started by hand: the harness's start_worker waits for a worker that serves its metrics.
@@ -59,12 +64,7 @@ def test_a_changelog_record_the_store_cannot_read_stops_the_worker_naming_it(
 
 
 def test_every_store_is_restored_after_a_restart(pipeline: Callable[..., Pipeline]) -> None:
-    p = pipeline()
-    p.create([VenueSpec("v1", "food_drink", 0)])
-    p.start_worker()
-    wait_for(lambda: metric(p.metrics() or {}, "truyvet_streams_assigned_partitions") > 0, timeout=60,
-             what="partitions assigned")
-    p.procs.stop("worker")
+    p = _stopped_after_first_start(pipeline())
     settings = StreamsSettings(app_id=p.app_id, topic_prefix=p.prefix)
     for store in STORES:
         _produce(p, settings.state_topic(store), [(f"k{i}".encode(), VALID[store]) for i in range(50)]
@@ -77,12 +77,7 @@ def test_every_store_is_restored_after_a_restart(pipeline: Callable[..., Pipelin
 
 def test_windows_and_alert_memory_past_their_follow_up_are_pruned(pipeline: Callable[..., Pipeline]) -> None:
     """The matcher's stores do not grow for ever: what is past its case's follow-up goes at the sweep."""
-    p = pipeline(extra_env={"STREAMS_MATCHING_SWEEP_SECONDS": "1"})
-    p.create([VenueSpec("v1", "food_drink", 0)])
-    p.start_worker()
-    wait_for(lambda: metric(p.metrics() or {}, "truyvet_streams_assigned_partitions") > 0, timeout=60,
-             what="partitions assigned")
-    p.procs.stop("worker")
+    p = _stopped_after_first_start(pipeline(extra_env={"STREAMS_MATCHING_SWEEP_SECONDS": "1"}))
     settings = StreamsSettings(app_id=p.app_id, topic_prefix=p.prefix)
     now = int(time.time())
 
