@@ -88,10 +88,16 @@ class Stack:
         ensure_topics(self.settings)
         ensure_database(self.settings).close()
 
+    profile = "single"
+
+    def service_env(self) -> dict[str, str]:
+        """Environment every service process gets on top of ours (the profile's addresses)."""
+        return {}
+
     def up(self, *, workers: int = 1) -> None:
         self.infra_up()
         for service in app_services(self.settings, workers=workers):
-            env = {"PYTHONPATH": str(PROJECT_ROOT), **dict(service.env)}
+            env = {"PYTHONPATH": str(PROJECT_ROOT), **self.service_env(), **dict(service.env)}
             self.procs.start(service.name, service.argv, env=env, cwd=PROJECT_ROOT)
         for service in app_services(self.settings, workers=workers):
             wait_until(lambda s=service: http_ok(s.health_url), timeout=90, what=service.name)
@@ -107,6 +113,20 @@ class Stack:
 
     def status(self) -> list[dict[str, str]]:
         """One row per component: name, kind, pid, address, health, version (docs/api.md, v2)."""
+        return [*self.infra_status(), *self.service_status()]
+
+    def service_status(self) -> list[dict[str, str]]:
+        rows = []
+        for service in app_services(self.settings, workers=8):
+            pid = self.procs.pid(service.name)
+            if pid is None and service.name.startswith("worker-"):
+                continue
+            rows.append({"name": service.name, "kind": service.kind, "pid": str(pid or "-"),
+                         "address": service.address, "health": service_health(service.health_url),
+                         "version": ""})
+        return rows
+
+    def infra_status(self) -> list[dict[str, str]]:
         rows = []
         try:
             kafka_ok = self.kafka.ready()
@@ -123,11 +143,4 @@ class Stack:
         rows.append({"name": "clickhouse", "kind": "clickhouse", "pid": str(self.clickhouse.server_pid() or "-"),
                      "address": f"{self.settings.clickhouse_host}:{self.settings.clickhouse_port}",
                      "health": "up" if ch_ok else "down", "version": f"ClickHouse {ch_version}"})
-        for service in app_services(self.settings, workers=8):
-            pid = self.procs.pid(service.name)
-            if pid is None and service.name.startswith("worker-"):
-                continue
-            rows.append({"name": service.name, "kind": service.kind, "pid": str(pid or "-"),
-                         "address": service.address, "health": service_health(service.health_url),
-                         "version": ""})
         return rows
