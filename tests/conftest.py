@@ -32,6 +32,9 @@ from truyvet.units import load_units  # noqa: E402
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
+# The cluster profile's fixtures (cluster, cluster_db, cluster_services, profile): issue 12.
+pytest_plugins = ["tests.cluster_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[CommonSettings]:
