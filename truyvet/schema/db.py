@@ -71,8 +71,8 @@ class DriverDatabase:
         host: str,
         port: int,
         database: str,
-        user: str = "default",
-        password: str = "",
+        user: str,
+        password: str,
         connect_timeout: float = 5,
         send_receive_timeout: float = 120,
     ) -> None:
@@ -172,5 +172,5 @@ def connect(settings: CommonSettings, *, database: str | None = None) -> DriverD
         port=settings.clickhouse_port,
         database=database if database is not None else settings.clickhouse_database,
         user=settings.clickhouse_user,
-        password=settings.clickhouse_password.get_secret_value(),
+        password=settings.clickhouse_secret(),
     )

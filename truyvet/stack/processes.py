@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from truyvet.exceptions import StackError
+from truyvet.secretstore import make_private_dir, private_umask
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,9 @@ class ProcessDir:
     def __init__(self, data_dir: Path) -> None:
         self.run = data_dir / "run"
         self.logs = data_dir / "logs"
-        self.run.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(parents=True, exist_ok=True)
+        # Logs and pid files are the operator's alone (logs may name venues, wards, persons' ids).
+        make_private_dir(self.run)
+        make_private_dir(self.logs)
 
     def pid_file(self, name: str) -> Path:
         return self.run / f"{name}.pid"
@@ -65,7 +67,8 @@ class ProcessDir:
         existing = self.pid(name)
         if existing:
             return existing
-        log = self.log_file(name).open("ab")
+        with private_umask():
+            log = self.log_file(name).open("ab")
         try:
             proc = subprocess.Popen(
                 list(argv),
@@ -79,7 +82,8 @@ class ProcessDir:
         finally:
             log.close()
         _children[proc.pid] = proc
-        self.pid_file(name).write_text(str(proc.pid))
+        with private_umask():
+            self.pid_file(name).write_text(str(proc.pid))
         logger.info("started %s pid=%s", name, proc.pid)
         return proc.pid
 
