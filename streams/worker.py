@@ -33,6 +33,7 @@ from streams.visits_worker import VisitsProcessor
 from truyvet.events import Topics
 from truyvet.kafka_clients import client_kwargs, faust_credentials, security_options
 from truyvet.schema import connect
+from truyvet.schema.db import DatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +178,11 @@ def create_app(settings: StreamsSettings) -> tuple[faust.App, Worker]:
     @app.timer(settings.retention_check_seconds, on_leader=True)
     async def drop_expired_partitions() -> None:
         """Retention: drop whole daily partitions older than the retention period."""
-        await asyncio.get_running_loop().run_in_executor(None, drop_expired, settings)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, drop_expired, settings)
+        except DatabaseError as exc:
+            # The next tick tries again (e.g. the retention account not yet let into a new database).
+            logger.warning("retention check failed, retried in %.0fs: %s", settings.retention_check_seconds,
+                           str(exc).splitlines()[0][:300])
 
     return app, worker

@@ -8,6 +8,8 @@ same way; faust takes a credentials object; librdkafka (kcat) takes ``key=value`
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from truyvet.settings import CommonSettings
@@ -42,6 +44,27 @@ def faust_credentials(settings: CommonSettings) -> faust.SASLCredentials | None:
         return None
     return faust.SASLCredentials(username=settings.kafka_username, password=settings.kafka_secret(),
                                  mechanism=settings.kafka_sasl_mechanism)
+
+
+def librdkafka_dir(data_dir: Path) -> Path | None:
+    """A folder holding a ``librdkafka.so.1`` that can authenticate to Kafka 4 (``LD_LIBRARY_PATH``).
+
+    librdkafka before 2.6.1 (Debian 12's kcat links 2.0.2) sends a wrong SCRAM nonce that Kafka 4
+    refuses (confluentinc/librdkafka#4895); the confluent-kafka wheel carries a current build.
+    """
+    spec = importlib.util.find_spec("confluent_kafka")
+    if spec is None or spec.origin is None:
+        return None
+    libs = sorted((Path(spec.origin).parent.parent / "confluent_kafka.libs").glob("librdkafka*.so*"))
+    if not libs:
+        return None
+    target = data_dir / "librdkafka"
+    target.mkdir(parents=True, exist_ok=True)
+    link = target / "librdkafka.so.1"
+    if not link.exists() or link.resolve() != libs[0].resolve():
+        link.unlink(missing_ok=True)
+        link.symlink_to(libs[0])
+    return target
 
 
 def librdkafka_properties(settings: CommonSettings) -> dict[str, str]:

@@ -95,6 +95,14 @@ class DriverDatabase:
             code = getattr(exc, "code", None)
             raise DatabaseError(f"ClickHouse statement failed: {exc}", code=code, sql=sql[:200]) from exc
 
+    def execute_with_columns(self, sql: str) -> tuple[list[Row], list[tuple[str, str]]]:
+        """Rows and ``(name, type)`` of each column (``truyvet sql``)."""
+        try:
+            rows, columns = self._client.execute(sql, with_column_types=True)
+        except Exception as exc:
+            raise DatabaseError(f"ClickHouse statement failed: {exc}", code=getattr(exc, "code", None)) from exc
+        return rows, columns
+
     def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
         data = [tuple(r) for r in rows]
         if not data:
