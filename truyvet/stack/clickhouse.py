@@ -15,7 +15,7 @@ from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import DriverDatabase
 from truyvet.settings import PROJECT_ROOT, CommonSettings
 from truyvet.stack.clickhouse_users import render_users_xml
-from truyvet.stack.processes import ProcessDir, port_open, wait_until
+from truyvet.stack.processes import ProcessDir, lax_umask, port_open, wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,10 @@ class ClickHouseNode:
 
     def start(self, *, timeout: float = 60) -> int | None:
         pid = self.procs.pid(NAME)
+        if lax_umask(self.server_pid()):
+            logger.warning("our ClickHouse (pid %s) writes files others may read: restarting it", pid)
+            self.stop()
+            pid = None
         if pid is None and port_open(self.host, self.settings.clickhouse_port):
             logger.info("ClickHouse already listening on %s:%s (not ours); using it",
                         self.host, self.settings.clickhouse_port)

@@ -19,7 +19,7 @@ from truyvet.exceptions import StackError
 from truyvet.kafka_clients import client_kwargs
 from truyvet.settings import PROJECT_ROOT, CommonSettings
 from truyvet.stack.kafka_accounts import ensure_accounts
-from truyvet.stack.processes import ProcessDir, port_open, wait_until
+from truyvet.stack.processes import ProcessDir, lax_umask, port_open, wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +137,9 @@ class KafkaNode:
     def start(self, *, timeout: float = 90) -> int | None:
         """Start the broker unless one answers already; wait until it serves metadata."""
         pid = self.procs.pid(NAME)
-        if pid is not None and "SASL_PLAINTEXT" not in self._running_config():
-            logger.warning("our Kafka (pid %s) runs without authentication: restarting it with SASL", pid)
+        if pid is not None and ("SASL_PLAINTEXT" not in self._running_config() or lax_umask(pid)):
+            logger.warning("our Kafka (pid %s) runs without authentication or writes files others may read: "
+                           "restarting it", pid)
             self.stop()
             pid = None
         if pid is None and port_open(self.host, self.port):

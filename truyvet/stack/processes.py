@@ -78,6 +78,7 @@ class ProcessDir:
                 env={**os.environ, **(env or {})},
                 cwd=cwd,
                 start_new_session=True,
+                umask=0o077,  # what the stack writes (data, logs, state) is its owner's alone
             )
         finally:
             log.close()
@@ -95,6 +96,23 @@ class ProcessDir:
         terminate_group(pid, timeout=timeout)
         self.pid_file(name).unlink(missing_ok=True)
         return True
+
+
+def process_umask(pid: int) -> int | None:
+    """The file creation mask of a running process (``/proc/<pid>/status``), if readable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def lax_umask(pid: int | None) -> bool:
+    """True when our process ``pid`` creates files others may read (started before the stack set 077)."""
+    mask = process_umask(pid) if pid is not None else None
+    return mask is not None and mask & 0o077 != 0o077
 
 
 def alive(pid: int) -> bool:
