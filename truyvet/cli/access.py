@@ -26,7 +26,8 @@ def sql(query: str, database: str | None) -> None:
     try:
         result = db.execute_with_columns(query)
     except TruyvetError as exc:
-        raise click.ClickException(str(exc).splitlines()[0][:500]) from exc
+        text = str(exc.__cause__ or exc).split("Stack trace")[0]
+        raise click.ClickException(" ".join(text.split())[:1000]) from exc
     finally:
         db.close()
     rows, columns = result

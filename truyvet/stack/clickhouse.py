@@ -93,17 +93,29 @@ class ClickHouseNode:
         """True when this data dir's server is the one on the configured port (we write its users.xml)."""
         return (self.home / "users.xml").exists() and self.procs.pid(NAME) is not None
 
-    def allow_retention(self, database: str) -> None:
+    def allow_retention(self, database: str, *, wait: bool = False) -> None:
         """Let the retention account drop partitions in ``database`` (a test's own database, say); the
-        list keeps only databases that still exist."""
-        if not self.manages_users() or database in self.retention_databases():
+        list keeps only databases that still exist. The server reads users.xml again within seconds:
+        ``wait`` until it has (the worker's retention otherwise just retries at its next check)."""
+        if not self.manages_users():
             return
-        db = connect(self.settings.as_account(clickhouse="admin"), database="system")
+        if database not in self.retention_databases() or not (self.home / RETENTION_FILE).exists():
+            db = connect(self.settings.as_account(clickhouse="admin"), database="system")
+            try:
+                existing = {str(r[0]) for r in db.execute("SELECT name FROM system.databases")}
+            finally:
+                db.close()
+            self.write_users((self.retention_databases() & existing) | {database})
+        if wait:
+            wait_until(lambda: self._can_use(database), timeout=30, what=f"retention account let into {database}")
+
+    def _can_use(self, database: str) -> bool:
+        db = connect(self.settings.as_account(clickhouse="retention"), database=database)
         try:
-            existing = {str(r[0]) for r in db.execute("SELECT name FROM system.databases")}
+            db.execute("SELECT 1")
+            return True
         finally:
             db.close()
-        self.write_users((self.retention_databases() & existing) | {database})
 
     def admin_ready(self) -> bool:
         """The admin account authenticates (users.xml read by the server)."""
@@ -171,9 +183,10 @@ def _write_private(path: Path, text: str) -> None:
     path.chmod(0o600)
 
 
-def ensure_database(settings: CommonSettings) -> DriverDatabase:
+def ensure_database(settings: CommonSettings, *, wait_for_accounts: bool = False) -> DriverDatabase:
     """Create the configured database if missing and apply the migrations (as the admin); return an
-    admin client on it. The retention account is let into it (never into its audit database)."""
+    admin client on it. The retention account is let into it (never into its audit database);
+    ``wait_for_accounts``: until the server has read that change."""
     admin = settings.as_account(clickhouse="admin")
     bootstrap = connect(admin, database="system")
     try:
@@ -182,7 +195,7 @@ def ensure_database(settings: CommonSettings) -> DriverDatabase:
         bootstrap.close()
     db = connect(admin)
     apply_migrations(db)
-    ClickHouseNode(settings).allow_retention(settings.clickhouse_database)
+    ClickHouseNode(settings).allow_retention(settings.clickhouse_database, wait=wait_for_accounts)
     return db
 
 

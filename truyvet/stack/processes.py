@@ -110,9 +110,10 @@ def process_umask(pid: int) -> int | None:
 
 
 def lax_umask(pid: int | None) -> bool:
-    """True when our process ``pid`` creates files others may read (started before the stack set 077)."""
+    """True when our process ``pid`` creates files anyone may read (started before the stack set 077;
+    ClickHouse sets its own 027 at start: group read, nothing for others)."""
     mask = process_umask(pid) if pid is not None else None
-    return mask is not None and mask & 0o077 != 0o077
+    return mask is not None and mask & 0o007 != 0o007
 
 
 def alive(pid: int) -> bool:

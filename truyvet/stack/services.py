@@ -96,7 +96,7 @@ class Stack:
         self.clickhouse.start()
         self.kafka.start()
         ensure_topics(self.settings)
-        ensure_database(self.settings).close()
+        ensure_database(self.settings, wait_for_accounts=True).close()
 
     def up(self, *, workers: int = 1) -> None:
         self.infra_up()
