@@ -31,8 +31,10 @@ def current_stack(*, cluster: bool | None = None) -> Stack:
               help="The cluster profile: ZooKeeper, 3 Kafka nodes, 4 ClickHouse servers (2 shards x 2 replicas).")
 def up(workers: int, cluster: bool) -> None:
     """Start Kafka, ClickHouse, the ingest API, the stream worker(s) and the trace API."""
-    stack = current_stack(cluster=cluster)
-    what = "the cluster (first run fetches ZooKeeper and Kafka jars)" if cluster else \
+    # Without the flag: the single-node default, unless the cluster profile is the one in use here
+    # (``truyvet up --cluster`` ran and no ``truyvet down`` since): then it restarts what is down there.
+    stack = current_stack(cluster=True if cluster else None)
+    what = "the cluster (first run fetches ZooKeeper and Kafka jars)" if stack.profile == "cluster" else \
         "the stack (first run fetches Kafka jars and installs ClickHouse)"
     with console.status(f"starting {what}..."):
         stack.up(workers=workers)

@@ -205,7 +205,9 @@ def _matching_paren(text: str, start: int) -> int:
 
 def _split_top(text: str) -> list[str]:
     """Split on commas outside parentheses and quotes."""
-    parts, depth, quote, current = [], 0, "", []
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
     for i, c in enumerate(text):
         if quote:
             if c == quote and text[i - 1] != "\\":

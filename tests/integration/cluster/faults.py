@@ -7,12 +7,10 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -22,6 +20,7 @@ from tests.integration.streams.harness import Pipeline, stay_function
 from tests.unit.streams import reference as visits_ref
 from tests.unit.streams.scenarios import VenueSpec, generate, make_venues, scan_json, shuffled, with_resends
 from truyvet.auth import Role, create_token
+from truyvet.kafka_clients import client_kwargs
 from truyvet.schema import connect
 from truyvet.settings import PROJECT_ROOT, CommonSettings
 from truyvet.stack.clickhouse import ClickHouseNode
@@ -171,9 +170,9 @@ class Devices:
         return not any(t.is_alive() for t in self.threads)
 
 
-def partition_leaders(bootstrap: str, topic: str) -> dict[int, int]:
+def partition_leaders(settings: CommonSettings, topic: str) -> dict[int, int]:
     """partition -> leader node id."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    admin = KafkaAdminClient(**client_kwargs(settings.as_account(kafka="admin")), request_timeout_ms=10000)
     try:
         (described,) = admin.describe_topics([topic])
         return {int(p["partition_index"]): int(p["leader_id"]) for p in described["partitions"]}
@@ -181,8 +180,8 @@ def partition_leaders(bootstrap: str, topic: str) -> dict[int, int]:
         admin.close()
 
 
-def in_sync_replicas(bootstrap: str, topic: str) -> list[int]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+def in_sync_replicas(settings: CommonSettings, topic: str) -> list[int]:
+    admin = KafkaAdminClient(**client_kwargs(settings.as_account(kafka="admin")), request_timeout_ms=10000)
     try:
         (described,) = admin.describe_topics([topic])
         return [len(p["isr_nodes"]) for p in described["partitions"]]
@@ -197,8 +196,7 @@ def kill_9(pid: int, what: str) -> None:
 
 def node_client(settings: CommonSettings, node: ClickHouseNode, database: str):  # noqa: ANN201
     """A client of one server alone (no alternates): what that server holds itself."""
-    return connect(settings.model_copy(update={"clickhouse_port": node.tcp_port, "clickhouse_alt_hosts": "",
-                                               "clickhouse_database": database}))
+    return connect(node.own.as_account(clickhouse="admin").model_copy(update={"clickhouse_database": database}))
 
 
 def replication_settled(settings: CommonSettings, node: ClickHouseNode, database: str) -> bool:
@@ -219,11 +217,3 @@ def local_rows(settings: CommonSettings, node: ClickHouseNode, database: str, ta
         return int(db.execute(f"SELECT count() FROM {table}")[0][0])
     finally:
         db.close()
-
-
-def now_iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat()
-
-
-def python() -> str:
-    return sys.executable

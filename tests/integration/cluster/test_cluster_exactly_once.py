@@ -82,8 +82,8 @@ def test_a_batch_written_again_leaves_no_doubled_visit(cluster) -> None:  # noqa
         # Sharded by person over both shards, each shard's rows on both of its replicas.
         per_server = {}
         for node in cluster.nodes.clickhouse:
-            local = connect(cluster.settings.model_copy(update={"clickhouse_port": node.tcp_port,
-                                                                 "clickhouse_alt_hosts": ""}))
+            local = connect(node.own.as_account(clickhouse="admin").model_copy(
+                update={"clickhouse_database": cluster.settings.clickhouse_database}))
             try:
                 local.execute("SYSTEM SYNC REPLICA visits_local")
                 per_server[node.name] = int(local.execute(

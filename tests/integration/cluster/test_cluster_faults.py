@@ -88,7 +88,7 @@ def test_kill_9_of_the_broker_leading_most_scans_partitions(cluster, pipeline: C
     wait_until(lambda: devices.acked_count() >= len(load.scans) * 2 // 5, timeout=300, what="40% acknowledged",
                interval=0.05)
     topic = pipeline.settings.topic(Topics.SCANS)
-    leaders = partition_leaders(cluster.settings.kafka_bootstrap, topic)
+    leaders = partition_leaders(cluster.settings, topic)
     victim_id = max(set(leaders.values()), key=list(leaders.values()).count)
     victim = cluster.nodes.kafka[victim_id - 1]
     pid = victim.procs.pid(victim.name)
@@ -101,7 +101,7 @@ def test_kill_9_of_the_broker_leading_most_scans_partitions(cluster, pipeline: C
     figures["intake done after the kill (s)"] = time.monotonic() - killed
     pipeline.wait_caught_up(timeout=600)
     figures["worker caught up after the kill (s)"] = time.monotonic() - killed
-    moved = partition_leaders(cluster.settings.kafka_bootstrap, topic)
+    moved = partition_leaders(cluster.settings, topic)
     assert victim_id not in moved.values(), f"a partition still led by the dead broker: {moved}"
     figures["answers"] = dict(sorted(devices.answers.items()))  # type: ignore[assignment]
     try:
@@ -112,7 +112,7 @@ def test_kill_9_of_the_broker_leading_most_scans_partitions(cluster, pipeline: C
         victim.start()  # serving again; it rejoins the in-sync replicas in the background
         figures["restarted broker serving (s)"] = time.monotonic() - restart
         figures["scans partitions with 3 in-sync replicas right then"] = sum(
-            1 for n in in_sync_replicas(cluster.settings.kafka_bootstrap, topic) if n == 3)
+            1 for n in in_sync_replicas(cluster.settings, topic) if n == 3)
     finally:
         _report("kill -9 of a Kafka broker", figures)
 
