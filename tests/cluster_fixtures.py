@@ -78,6 +78,9 @@ def cluster() -> Iterator[TestCluster]:
     ensure_topics(settings)
     ensure_database(settings).close()
     yield TestCluster(nodes, settings, up_seconds)
+    rss = nodes.resident_bytes()
+    print(f"\ncluster engines' resident memory at the end: {sum(rss.values()) / 2**20:.0f} MiB "
+          f"({', '.join(f'{k} {v / 2**20:.0f}' for k, v in sorted(rss.items()))})")
     try:
         drop_database(settings)
     finally:

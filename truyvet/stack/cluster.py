@@ -233,5 +233,20 @@ class ClusterNodes:
         (self.settings.data_dir / PROFILE_ENV).unlink(missing_ok=True)
         return stopped
 
+    def resident_bytes(self) -> dict[str, int]:
+        """Resident memory of each running engine process (for benchmarks and the tests' report)."""
+        out = {}
+        pids = {"zookeeper": self.zookeeper.pid()} | {k.name: k.procs.pid(k.name) for k in self.kafka} \
+            | {c.name: c.server_pid() for c in self.clickhouse}
+        for name, pid in pids.items():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text() if pid else ""
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    out[name] = int(line.split()[1]) * 1024
+        return out
+
     def running(self) -> bool:
         return any(n.procs.pid(n.name) for n in [*self.kafka, *self.clickhouse]) or self.zookeeper.pid() is not None
