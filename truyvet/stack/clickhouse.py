@@ -118,7 +118,11 @@ class ClickHouseNode:
         ``wait`` until it has (the worker's retention otherwise just retries at its next check)."""
         if not self.manages_users():
             return
-        if database not in self.retention_databases() or not (self.home / RETENTION_FILE).exists():
+        try:  # what the server's users.xml lists now (the settings' own database may not be there yet)
+            listed = set((self.home / RETENTION_FILE).read_text().split())
+        except FileNotFoundError:
+            listed = set()
+        if database not in listed:
             db = connect(self.own.as_account(clickhouse="admin"), database="system")
             try:
                 existing = {str(r[0]) for r in db.execute("SELECT name FROM system.databases")}
