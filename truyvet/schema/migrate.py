@@ -50,9 +50,10 @@ def render_statement(statement: str, database: str) -> str:
 
 
 def drop_database(db: Database, name: str) -> None:
-    """Drop a database and its audit database (tests and benchmarks clean up with this)."""
-    db.execute(f"DROP DATABASE IF EXISTS {name}")
+    """Drop a database and its audit database (tests and benchmarks clean up with this); the audit one
+    first: a chdb client names its own database before every statement."""
     db.execute(f"DROP DATABASE IF EXISTS {name}_audit")
+    db.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
 def apply_migrations(db: Database) -> list[Migration]:
