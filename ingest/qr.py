@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ingest.exceptions import IngestError
+from truyvet.cards import sign_card, verify_card
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +242,17 @@ class KeyRing:
     def is_retired(self, kid: str) -> bool:
         self.maybe_reload()
         return kid in self._retired
+
+    # -- personal cards (truyvet/cards.py: same keys, their own payload version) -----------------
+    def sign_card(self, person_id: str) -> str:
+        """The QR text of a printed personal card, signed with the active key."""
+        kid = self.active_kid
+        return sign_card(person_id, kid=kid, key=self._private[kid], issued_at=int(time.time()))
+
+    def verify_card(self, text: str) -> str:
+        """The person id of a card payload; :class:`truyvet.cards.CardError` with the reason if refused."""
+        self.maybe_reload()
+        return verify_card(text, self._public.get, self._retired.__contains__)
 
 
 @dataclass(frozen=True)

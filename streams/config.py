@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -39,6 +40,14 @@ class StreamsSettings(CommonSettings):
     matching_sweep_seconds: float = Field(600.0, gt=0)
     # A consumer with records waiting and no commit for this long is reported stalled (/healthz 503).
     stall_seconds: float = Field(120.0, gt=0)
+
+    # Where ingest keeps the QR signing keys (INGEST_QR_KEYS_DIR; default <data_dir>/keys/qr): the worker reads
+    # their public halves to check printed personal cards sent straight to Kafka (issue 15).
+    qr_keys_dir: Path | None = None
+
+    @property
+    def card_keys_dir(self) -> Path:
+        return self.qr_keys_dir or self.data_dir / "keys" / "qr"
 
     def group(self, intake: str) -> str:
         """The consumer group of one of the worker's intakes (``scans``, ``matching``)."""

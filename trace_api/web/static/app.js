@@ -67,7 +67,8 @@ const TV = (() => {
     const nav = document.getElementById("nav");
     const health = ["admin", "epidemiologist", "health_center"];
     const links = [["case", "Ca bệnh & truy vết", health], ["alerts", "Cảnh báo", health],
-                   ["coverage", "Độ phủ quét mã QR", [...health, "viewer"]]];
+                   ["coverage", "Độ phủ quét mã QR", [...health, "viewer"]],
+                   ["compliance", "Tuân thủ theo cơ sở", [...health, "viewer", "registrar"]]];  // issue 15
     for (const [href, label, roles] of links) {
       if (!roles.includes(who.role)) continue;  // the API would answer 403 anyway
       const a = el("a", { href: "/dashboard/" + href, class: href === active ? "active" : "" }, label);
@@ -116,7 +117,7 @@ const TV = (() => {
   }
 
   function download(name, text, type) {
-    const url = URL.createObjectURL(new Blob([text], { type }));
+    const url = URL.createObjectURL(text instanceof Blob ? text : new Blob([text], { type }));
     const a = el("a", { href: url, download: name });
     document.body.appendChild(a); a.click(); a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 5000);
