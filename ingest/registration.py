@@ -34,7 +34,8 @@ async def register(state: State, body: VenueCreate, principal: Principal) -> Ven
     if body.valid_from and body.valid_until and body.valid_until <= body.valid_from:
         raise ApiError(422, "invalid_request", "valid_until must be after valid_from")
     if body.roster_id is not None and not await run_in_threadpool(on_roster, state, body.ward_code, body.roster_id):
-        raise ApiError(422, "unknown_roster_id", f"roster_id {body.roster_id!r} is not on ward {body.ward_code}'s roster")
+        raise ApiError(422, "unknown_roster_id",
+                       f"roster_id {body.roster_id!r} is not on ward {body.ward_code}'s roster")
     venue = Venue(venue_id=new_venue_id(), created_at=datetime.now(UTC), **body.model_dump(exclude={"roster_id"}))
     keys.maybe_reload()
     kid = keys.active_kid

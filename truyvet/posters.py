@@ -17,6 +17,7 @@ from pathlib import Path
 
 import qrcode
 from fpdf import FPDF
+from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
 
 from truyvet.schema.db import Database
@@ -86,7 +87,7 @@ def validity(venue: PosterVenue) -> str:
     return "Hiệu lực: không thời hạn"
 
 
-def _qr_image(payload: str) -> object:
+def _qr_image(payload: str) -> Image.Image:
     code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=12, border=4)
     code.add_data(payload.encode("utf-8"))
     code.make(fit=True)

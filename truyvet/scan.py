@@ -14,8 +14,8 @@ equal: ``tests/unit/truyvet/test_scan_doors.py``).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import NamedTuple, TypeGuard
 
 import orjson

@@ -58,7 +58,8 @@ async def venue_posters(request: Request, ward_code: str = Query(..., min_length
     """Posters in bulk: one A4 page per registered venue of the ward (one category or all), fonts embedded."""
     body = await registration.posters(request.app.state, ward_code, category.value if category else None)
     name = f"ap-phich-{ward_code}{'-' + category.value if category else ''}.pdf"
-    return Response(body, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(body, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/v1/qr-keys", response_model=list[QrKeyPublic])
