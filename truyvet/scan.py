@@ -83,7 +83,7 @@ def _with_card(raw: bytes, person_card: Callable[[str], str] | None) -> dict[str
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    if type(doc) is not dict or "person_qr" not in doc:
+    if type(doc) is not dict or doc.get("person_qr") is None:  # null is absent, as at the HTTP door
         return None
     if "person_id" in doc or "cccd_qr" in doc:
         return Rejected("give exactly one of person_id, cccd_qr or person_qr")
