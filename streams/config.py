@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from truyvet.events import Category
@@ -41,9 +41,10 @@ class StreamsSettings(CommonSettings):
     # A consumer with records waiting and no commit for this long is reported stalled (/healthz 503).
     stall_seconds: float = Field(120.0, gt=0)
 
-    # Where ingest keeps the QR signing keys (INGEST_QR_KEYS_DIR; default <data_dir>/keys/qr): the worker reads
-    # their public halves to check printed personal cards sent straight to Kafka (issue 15).
-    qr_keys_dir: Path | None = None
+    # Where ingest keeps the QR signing keys (STREAMS_QR_KEYS_DIR, else ingest's own INGEST_QR_KEYS_DIR, else
+    # <data_dir>/keys/qr): the worker reads their public halves to check printed personal cards sent
+    # straight to Kafka (issue 15).
+    qr_keys_dir: Path | None = Field(None, validation_alias=AliasChoices("streams_qr_keys_dir", "ingest_qr_keys_dir"))
 
     @property
     def card_keys_dir(self) -> Path:
