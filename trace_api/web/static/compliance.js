@@ -101,7 +101,7 @@
     const days = trend.days.map(d => d.date);
     $("chart-trend").replaceChildren(TV.lineChart(days, Object.keys(STATUS).map(s => (
       { name: STATUS[s], color: COLORS[s], values: trend.days.map(d => d[s]) })),
-      { title: "Xu hướng 28 ngày (số cơ sở theo trạng thái)" }));
+      { title: "Xu hướng 28 ngày (số cơ sở theo trạng thái)", width: 1000 }));
     $("chart-trend").firstChild.id = "chart-trend-svg";
     const byCat = new Map();
     for (const r of rows) {
