@@ -6,7 +6,7 @@ Each establishment of a ward's current roster (``truyvet roster load``) gets, fo
   ``date`` (default 3, ``TRACE_COMPLIANCE_SILENT_DAYS`` or ``?silent_days=``);
 - ``scanning``: a linked venue has a scan in those days.
 
-Linking (the matching rule, docs/domain.md "Compliance"): a venue registered with ``roster_id`` belongs to
+Linking (the matching rule, docs/compliance.md): a venue registered with ``roster_id`` belongs to
 that row. Any other venue belongs to the roster row of the *same ward* whose name and address equal the
 venue's once both are compared by :func:`truyvet.roster.match_key` (no diacritics, đ = d, no case, no
 punctuation, single spaces); when the venue has no address, a unique name match in the ward is enough.

@@ -62,7 +62,7 @@ _PUNCT = re.compile(r"[^0-9a-z ]+")
 
 
 def match_key(text: str) -> str:
-    """The form names and addresses are compared in (docs/domain.md, "Compliance"): without diacritics
+    """The form names and addresses are compared in (docs/compliance.md): without diacritics
     (đ is d), case, punctuation or extra spaces. "Quán Phở  Đức-Xuân." and "quan pho duc xuan" are equal."""
     decomposed = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
