@@ -4,7 +4,8 @@ The HTTP door is ``ingest.scans.ScanValidator`` (the item as a device posts it w
 ``person_id``); the Kafka door is ``truyvet.scan.parse_scan`` followed by the worker's checks
 (``streams.visit_batch.VisitBatch.check``: future, retention, known venue). For any item made of the
 contract's fields, with values drawn from valid ones, near misses (raw ID numbers, year 1 and 9999 with
-offsets, odd spellings), printed cards (valid, edited, forged, a venue's code; issue 15) and wrong JSON types, both give the same verdict, and on acceptance the same
+offsets, odd spellings), printed cards (valid, edited, forged, a venue's code; issue 15) and wrong JSON
+types, both give the same verdict, and on acceptance the same
 scan (person, venue, time to the second, direction, scan id).
 """
 
