@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 
 import orjson
 import qrcode
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
 from ingest.persons import COLUMNS as DETAIL_COLUMNS
-from ingest.poster import DPI, _font
+from ingest.poster import DPI
 from truyvet.auth import Principal, Role
+from truyvet.posters import font_path
 from truyvet.schema.db import Database
 from truyvet.web import ApiError
 
@@ -91,7 +92,7 @@ def card_png(payload: str, *, full_name: str, ward_name: str) -> bytes:
     for text, bold, size in (("THẺ QR CÁ NHÂN", True, 40), (full_name or "—", True, 36), (ward_name, False, 28),
                              ("Xuất trình thẻ khi vào và ra", False, 24), ("địa điểm để được quét mã.", False, 24),
                              ("Không cho người khác mượn thẻ.", False, 24)):
-        font = _font(bold, size)
+        font = ImageFont.truetype(str(font_path(bold)), size)
         for line in _wrap(draw, text, font, width - x - 20):
             draw.text((x, y), line, font=font, fill="black")
             y += size + 14

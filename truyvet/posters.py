@@ -117,8 +117,8 @@ def posters_pdf(venues: Iterable[PosterVenue], *, created_at: datetime) -> bytes
                      validity(venue)):
             pdf.set_x(15)
             pdf.multi_cell(width - 30, 6.5, line, align="C", new_x="LMARGIN", new_y="NEXT")
-        side = 110.0
         top = max(pdf.get_y() + 5, 88.0)
+        side = max(60.0, min(110.0, 230.0 - top))  # a very long name or address shrinks the code, never off the page
         pdf.image(_qr_image(venue.qr_payload), x=(width - side) / 2, y=top, w=side, h=side)
         pdf.set_xy(15, top + side + 6)
         pdf.set_font("dejavu", "B", 13)
