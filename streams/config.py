@@ -5,11 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from truyvet.events import Category
 from truyvet.settings import CommonSettings
+from truyvet.stack.kafka_accounts import APP_ID_PREFIX
 
 
 class StreamsSettings(CommonSettings):
@@ -49,6 +50,14 @@ class StreamsSettings(CommonSettings):
     @property
     def card_keys_dir(self) -> Path:
         return self.qr_keys_dir or self.data_dir / "keys" / "qr"
+
+    @field_validator("app_id")
+    @classmethod
+    def _app_id_in_the_workers_acls(cls, value: str) -> str:
+        # The worker's Kafka account may use groups and changelogs named so (truyvet/stack/kafka_accounts.py).
+        if not value.startswith(APP_ID_PREFIX):
+            raise ValueError(f"STREAMS_APP_ID must start with {APP_ID_PREFIX!r} (the worker's Kafka ACLs)")
+        return value
 
     def group(self, intake: str) -> str:
         """The consumer group of one of the worker's intakes (``scans``, ``matching``)."""
