@@ -68,7 +68,8 @@ def load_card(db: Database, person_id: str) -> CardRecord | None:
 
 def audit_print(db: Database, principal: Principal, person_id: str) -> None:
     """The audit log's entry for a card print (the trace API's vocabulary: ``person.read``)."""
-    db.insert("audit_log", AUDIT_COLUMNS, [(
+    # the log's own database (migration 0070; trace_api/audit.py writes the same table)
+    db.insert(f"{db.name}_audit.audit_log", AUDIT_COLUMNS, [(
         datetime.now(UTC).replace(microsecond=0), principal.actor, principal.role.value, principal.ward_code,
         "person.read", "", orjson.dumps({"persons": [person_id], "what": "card.png"}).decode(), 1,
         "printing a personal card")])

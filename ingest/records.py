@@ -16,6 +16,7 @@ class SharedDatabase:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._lock = threading.Lock()
+        self.name = db.name
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
         with self._lock:

@@ -30,6 +30,7 @@ from streams.alerting.cli import webhook
 from tests.integration.alerts.receiver import Receiver, wait_for
 from truyvet.auth import Role
 from truyvet.cli import cli
+from truyvet.kafka_clients import client_kwargs
 
 pytestmark = pytest.mark.integration
 CCCD = "001099012345||Nguyễn Văn Khai|01011990|Nam|Tổ 5, {ward}, Thành phố Bắc Kạn, Bắc Kạn|01012021"
@@ -98,8 +99,8 @@ def test_cards_are_ward_scoped_printable_and_accepted_at_both_doors(services, to
     assert r.json()["residence_ward_code"] == a
     assert http.get(f"{services.trace_url}/v1/persons/{person}", headers=token(Role.health_center, b),
                     params={"reason": "x"}).status_code == 403
-    assert db.execute("SELECT count() FROM audit_log WHERE action = 'person.read' AND params LIKE %(p)s",
-                      {"p": f"%{person}%card.png%"})[0][0] == 1
+    assert db.execute(f"SELECT count() FROM {db.name}_audit.audit_log WHERE action = 'person.read' "
+                      "AND params LIKE %(p)s", {"p": f"%{person}%card.png%"})[0][0] == 1
 
     # HTTP door: the card is accepted, an edited one refused with the reason
     device = token(Role.device)
@@ -120,7 +121,7 @@ def test_cards_are_ward_scoped_printable_and_accepted_at_both_doors(services, to
     kafka_good = {"scan_id": str(uuid.uuid4()), "scanned_at": later, "venue_id": venue, "person_qr": payload}
     forged = {"scan_id": str(uuid.uuid4()), "scanned_at": later, "venue_id": venue, "note": marker,
               "person_qr": _edit(payload, f"forged{marker}")}
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**client_kwargs(settings.as_account(kafka="device")), acks="all")
     try:
         for record in (kafka_good, forged):
             producer.send(settings.topic("scans"), orjson.dumps(record))
@@ -134,7 +135,7 @@ def test_cards_are_ward_scoped_printable_and_accepted_at_both_doors(services, to
 
 
 def _dead_letter(settings, marker: str) -> dict[str, object]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
     try:
         topic = settings.topic("scans-dlq")
         consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()])
