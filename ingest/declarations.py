@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from fastapi.concurrency import run_in_threadpool
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.datastructures import State
 
@@ -39,6 +40,9 @@ SYMPTOMS = {
     "diarrhea": "Tiêu chảy",
     "runny_nose": "Sổ mũi, nghẹt mũi",
 }
+
+
+DECLARATIONS = Counter("truyvet_ingest_declarations_total", "Health declarations stored", ["alerted"])
 
 
 class DeclarationIn(BaseModel):
@@ -134,5 +138,6 @@ async def declare(state: State, body: DeclarationIn, principal: Principal) -> De
                                           alert.model_dump_json().encode())
         except KafkaUnavailable as exc:
             raise unavailable(state, "kafka") from exc
+    DECLARATIONS.labels("yes" if body.needs_call else "no").inc()
     return DeclarationAccepted(declaration_id=str(body.declaration_id), person_id=person, ward_code=ward,
                                alerted=body.needs_call)
