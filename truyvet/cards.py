@@ -77,9 +77,19 @@ def verify_card(text: str, public_key: Callable[[str], Ed25519PublicKey | None],
     return person
 
 
+def _public_key(directory: Path, kid: str) -> Ed25519PublicKey | None:
+    """The key's public half from ``<kid>.pub`` (ingest writes it beside the private key)."""
+    try:
+        key = serialization.load_pem_public_key((directory / f"{kid}.pub").read_bytes())
+    except FileNotFoundError:
+        logger.warning("no public key file for %s yet (written by ingest when it loads its keys)", kid)
+        return None
+    return key if isinstance(key, Ed25519PublicKey) else None
+
+
 class PublicKeys:
-    """The public halves of a key directory written by ``ingest.qr.KeyRing``, re-read when
-    ``keyring.json`` changes (checked at most every ``reload_seconds``)."""
+    """The public halves (``<kid>.pub``) of a key directory written by ``ingest.qr.KeyRing``, re-read when
+    ``keyring.json`` changes (checked at most every ``reload_seconds``); never the private keys."""
 
     def __init__(self, directory: Path, *, reload_seconds: float = 1.0) -> None:
         self.directory = directory
@@ -104,15 +114,15 @@ class PublicKeys:
                 keys = dict(state.get("keys") or {})
                 public: dict[str, Ed25519PublicKey] = {}
                 for kid in keys:
-                    key = serialization.load_pem_private_key((self.directory / f"{kid}.pem").read_bytes(), None)
-                    if isinstance(key, Ed25519PrivateKey):
-                        public[kid] = key.public_key()
+                    key = _public_key(self.directory, kid)
+                    if key is not None:
+                        public[kid] = key
             except (OSError, ValueError) as exc:
                 logger.warning("card keys in %s not readable yet: %s", self.directory, exc)
                 return
             self._public = public
             self._retired = {kid for kid, info in keys.items() if (info or {}).get("retired_at")}
-            self._mtime = mtime
+            self._mtime = mtime if len(public) == len(keys) else None  # a missing .pub: look again next time
 
     def public_key(self, kid: str) -> Ed25519PublicKey | None:
         self._refresh()

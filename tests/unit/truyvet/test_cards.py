@@ -132,3 +132,25 @@ def test_a_null_person_qr_counts_as_absent_at_both_doors(ring: KeyRing) -> None:
     item = _scan(person_qr=None, person_id="p1")
     assert isinstance(http.validate(0, item, now=datetime.now(UTC), source="http"), Accepted)
     assert isinstance(parse_scan(orjson.dumps(item), PublicKeys(ring.directory).verify), ParsedScan)
+
+
+def test_the_worker_needs_only_the_public_halves(ring: KeyRing, tmp_path: Path) -> None:
+    """PublicKeys reads ``<kid>.pub`` and ``keyring.json``: a folder without any private key verifies cards,
+    and picks up a key rotated later."""
+    import shutil
+
+    public_only = tmp_path / "public"
+    public_only.mkdir()
+
+    def copy() -> None:
+        for path in ring.directory.iterdir():
+            if path.suffix in (".pub", ".json"):
+                shutil.copy2(path, public_only / path.name)
+
+    copy()
+    keys = PublicKeys(public_only, reload_seconds=0)
+    assert not list(public_only.glob("*.pem"))
+    assert keys.verify(ring.sign_card("cfirst")) == "cfirst"
+    ring.rotate()
+    copy()
+    assert keys.verify(ring.sign_card("csecond")) == "csecond"
