@@ -165,7 +165,8 @@ const TV = (() => {
       root.appendChild(svg("line", { x1: left, x2: width - right, y1: y(v), y2: y(v), class: "grid" }));
       root.appendChild(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end", class: "axis-label" }, v));
     }
-    days.forEach((d, i) => root.appendChild(
+    const every = Math.ceil(days.length / 15);  // at most ~15 date labels (28-day charts stay readable)
+    days.forEach((d, i) => (i % every === (days.length - 1) % every) && root.appendChild(
       svg("text", { x: x(i), y: height - 10, "text-anchor": "middle", class: "axis-label" }, d.slice(8) + "/" + d.slice(5, 7))));
     series.forEach((s, si) => {
       const lx = left + si * 150;
