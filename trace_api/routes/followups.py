@@ -20,7 +20,7 @@ from truyvet.web import require
 
 router = APIRouter(prefix="/v1/follow-ups", tags=["follow-ups"], responses=error_responses(401, 403, 422))
 
-IdPath = Path(..., pattern=r"^[A-Za-z0-9_-]{1,64}$")
+ID = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class FollowUpOut(BaseModel):
@@ -76,8 +76,8 @@ def list_follow_ups(
 @router.put("/{case_id}/{person_id}", response_model=FollowUpOut, responses=error_responses(404))
 def change_follow_up(
     body: FollowUpChange,
-    case_id: str = IdPath,
-    person_id: str = IdPath,
+    case_id: str = Path(..., pattern=ID),
+    person_id: str = Path(..., pattern=ID),
     reason: str = Reason,
     db: Database = Depends(get_db),
     principal: Principal = Depends(require(*TRACERS)),
@@ -92,8 +92,8 @@ def change_follow_up(
 def register_as_case(
     body: FollowUpCase,
     request: Request,
-    case_id: str = IdPath,
-    person_id: str = IdPath,
+    case_id: str = Path(..., pattern=ID),
+    person_id: str = Path(..., pattern=ID),
     reason: str = Reason,
     db: Database = Depends(get_db),
     principal: Principal = Depends(require(*TRACERS)),
