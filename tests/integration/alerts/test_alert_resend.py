@@ -60,7 +60,8 @@ def test_undelivered_alerts_are_listed_and_resent_with_the_same_id(own, db, serv
         assert sorted((d.alert["alert_id"], d.idempotency_key, d.signature_valid) for d in receiver.deliveries) == \
             sorted((a.alert_id, a.alert_id, True) for a in quiet)
         states = _states(db, ids)
-        assert {a: states[a] for a in (x.alert_id for x in quiet)} == {a.alert_id: ("delivered", 4) for a in quiet}  # 2 + 2 resends
+        # 2 attempts of the dispatcher, then 2 resends
+        assert {a: states[a] for a in (x.alert_id for x in quiet)} == {a.alert_id: ("delivered", 4) for a in quiet}
         assert states[failing[0].alert_id] == ("dead_lettered", 2)
         r = http.get(f"{services.trace_url}/v1/alerts", headers=health)
         assert {a["delivery"]["status"] for a in r.json()["alerts"]} == {"delivered"}

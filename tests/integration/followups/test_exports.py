@@ -73,7 +73,8 @@ def test_exports_open_in_a_spreadsheet_in_vietnamese_and_local_time(services, db
     case_id = _register(http, services, epi, case, now)
     wait_for(lambda: http.get(f"{url}/v1/follow-ups", headers=health, params={"case_id": case_id}).json()["follow_ups"],
              timeout=30, what="the contact's follow-up record")
-    r = http.put(f"{url}/v1/follow-ups/{case_id}/{contact}", headers=health, json={"status": "called", "note": EVIL_NOTE})
+    r = http.put(f"{url}/v1/follow-ups/{case_id}/{contact}", headers=health,
+                 json={"status": "called", "note": EVIL_NOTE})
     assert r.status_code == 200, r.text
     updated_at = _utc(r.json()["updated_at"])
 

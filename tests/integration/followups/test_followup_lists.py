@@ -86,8 +86,8 @@ def test_contacts_land_on_their_wards_list_and_are_worked_there(services, db, to
     assert {k: v for k, v in r.json()["counts"].items() if v} == {"new": 2, "tested_positive": 1}
     changes = _audit(db, "followup.update", case_id)
     assert sorted(str(p) for *_, p in changes) == sorted([
-        '{"from":"new","note_changed":true,"person_id":"%s","to":"called"}' % f1,
-        '{"from":"called","note_changed":false,"person_id":"%s","to":"tested_positive"}' % f1])
+        '{"from":"new","note_changed":true,"person_id":"' + f1 + '","to":"called"}',
+        '{"from":"called","note_changed":false,"person_id":"' + f1 + '","to":"tested_positive"}'])
     assert {(a, r, w) for a, r, w, _ in changes} == {("test-health_center", "health_center", WARD)}
     assert _audit(db, "followup.list", case_id)
 

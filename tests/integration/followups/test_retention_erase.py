@@ -57,8 +57,9 @@ def test_each_store_keeps_its_period_and_no_longer(any_db) -> None:
                                  "version"],
                       [(f"al_{who}", f"case_{who}", who, 1, "01834", "v", at("alerts", older), "delivered", 1, "",
                         NOW, NOW, 1)])
-        any_db.insert("follow_ups", FOLLOWUP_COLUMNS, [("01834", f"case_{who}", who, 1, "new", "", at("follow_ups", older),
-                                                        at("follow_ups", older), "system", "", 0)])
+        made = at("follow_ups", older)
+        any_db.insert("follow_ups", FOLLOWUP_COLUMNS,
+                      [("01834", f"case_{who}", who, 1, "new", "", made, made, "system", "", 0)])
     any_db.insert("audit_log", audit.COLUMNS, [
         (NOW - timedelta(days=800), tag, "admin", "", "case.trace", "", "{}", 0, ""),   # a month long gone
         (NOW - timedelta(days=700), tag, "admin", "", "case.trace", "", "{}", 0, "")])  # kept
