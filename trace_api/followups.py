@@ -10,10 +10,11 @@ phone read is audited, and every change keeps who and when (``updated_by``, ``up
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
-from trace_api import audit, cases, export, phones
+from trace_api import audit, cases, deps, export, phones
 from trace_api.config import TraceSettings
 from trace_api.models import CaseCreate
 from trace_api.timefmt import iso_seconds
@@ -40,11 +41,12 @@ def ward_scope(principal: Principal, ward_code: str | None) -> str | None:
     return ward_code
 
 
-def _select(where: list[str], outer: list[str]) -> str:
-    # Filters on columns that never change for a record go inside FINAL; status changes, so after it.
-    inner = f"SELECT {', '.join(READ)} FROM follow_ups FINAL" + (" WHERE " + " AND ".join(where) if where else "")
-    return (f"SELECT {', '.join(READ)} FROM ({inner})" + (" WHERE " + " AND ".join(outer) if outer else "")
-            + " ORDER BY case_id, generation, person_id")
+# The latest version of each record decided by the server (argMax over the version, grouped by the sorting
+# key), times as epoch seconds: no datetime objects per row (20,000 records: docs BENCHMARKS.md).
+LIST_SQL = ("SELECT ward_code, case_id, person_id, generation, argMax(status, version), argMax(note, version), "
+            "toUInt32(argMax(updated_at, version)), argMax(updated_by, version), argMax(new_case_id, version) "
+            "FROM follow_ups WHERE {where} GROUP BY ward_code, case_id, person_id, generation "
+            "ORDER BY case_id, generation, person_id")
 
 
 def _item(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -55,8 +57,21 @@ def _item(row: tuple[Any, ...]) -> dict[str, Any]:
             "new_case_id": rec["new_case_id"] or None}
 
 
-def list_follow_ups(db: Database, principal: Principal, *, ward_code: str | None, case_id: str | None,
-                    status: FollowUpStatus | None, generation: int | None, fmt: str,
+def _phones(settings: TraceSettings, principal: Principal, where: list[str],
+            params: dict[str, object]) -> Future[dict[str, str]]:
+    """The readable phones of the persons the list's filter names, read beside the list (own client)."""
+
+    def read(side: Database) -> dict[str, str]:
+        found = phones.phones_in(side, "SELECT person_id FROM follow_ups WHERE " + " AND ".join(where), params)
+        # Every record of a health center's list is in its ward: the ward rule gives it the persons
+        # whose residence is not known elsewhere.
+        return phones.readable(side, principal, found, {p: principal.ward_code for p in found})
+
+    return deps.in_background(settings, read)
+
+
+def list_follow_ups(db: Database, settings: TraceSettings, principal: Principal, *, ward_code: str | None,
+                    case_id: str | None, status: FollowUpStatus | None, generation: int | None, fmt: str,
                     reason: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """(records, counts per status before the status filter), phones where readable; audited."""
     ward = ward_scope(principal, ward_code)
@@ -71,22 +86,23 @@ def list_follow_ups(db: Database, principal: Principal, *, ward_code: str | None
     if generation is not None:
         where.append("generation = %(gen)s")
         params["gen"] = generation
-    rows = [_item(r) for r in db.execute(_select(where, []), params)]
-    counts = Counter(r["status"] for r in rows)
-    if status is not None:
-        rows = [r for r in rows if r["status"] == status.value]
-    if principal.role == Role.health_center and rows:
-        # Phones of the ward's records: one read with the list's own filter as a sub-select.
-        found = phones.phones_in(db, "SELECT person_id FROM follow_ups WHERE " + " AND ".join(where), params)
-        shown = phones.readable(db, principal, found, {r["person_id"]: r["ward_code"] for r in rows})
-        for r in rows:
-            r["phone"] = shown.get(r["person_id"])
-        phones.record_read(db, principal, [r["person_id"] for r in rows if r["phone"]], case_id=case_id or "",
-                           reason=reason)
+    looked_up = _phones(settings, principal, where, params) if principal.role == Role.health_center else None
+    raw = db.execute(LIST_SQL.format(where=" AND ".join(where) or "1 = 1"), params)
+    counts = Counter(r[4] for r in raw)
+    wanted = None if status is None else status.value
+    shown = looked_up.result() if looked_up is not None else {}
+    rows = [{"case_id": c, "person_id": p, "generation": g, "ward_code": w, "status": st, "note": n,
+             "phone": shown.get(p), "updated_at": iso_seconds(t), "updated_by": by, "new_case_id": nc or None}
+            for w, c, p, g, st, n, t, by, nc in raw if wanted is None or st == wanted]
+    read = [r["person_id"] for r in rows if r["phone"]]
+    audited = deps.in_background(settings, lambda side: phones.record_read(
+        side, principal, read, case_id=case_id or "", reason=reason)) if read else None
     audit.record(db, principal, audit.FOLLOWUP_LIST, case_id=case_id or "",
-                 params={"ward_code": ward or "", "status": status.value if status else "",
-                         "generation": generation or 0, "format": fmt},
+                 params={"ward_code": ward or "", "status": wanted or "", "generation": generation or 0,
+                         "format": fmt},
                  result_count=len(rows), reason=reason)
+    if audited is not None:
+        audited.result()  # no answer without its audit entries
     return rows, {s.value: counts.get(s.value, 0) for s in FollowUpStatus}
 
 

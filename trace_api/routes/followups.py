@@ -56,6 +56,7 @@ class FollowUpCase(BaseModel):
     "text/csv": {"schema": {"type": "string"}}, export.XLSX_MEDIA: {"schema": {"type": "string", "format": "binary"}}},
     "description": "JSON, or a CSV / xlsx export with format=csv|xlsx"}})
 def list_follow_ups(
+    request: Request,
     ward_code: str | None = Query(None, max_length=64),
     case_id: str | None = Query(None, max_length=64),
     status: FollowUpStatus | None = Query(None),
@@ -66,8 +67,9 @@ def list_follow_ups(
     principal: Principal = Depends(require(*TRACERS)),
 ) -> ORJSONResponse | Response:
     """A ward's follow-up list: every contact of every case with its status (a health center: its ward)."""
-    rows, counts = followups.list_follow_ups(db, principal, ward_code=ward_code, case_id=case_id, status=status,
-                                             generation=generation, fmt=format, reason=reason)
+    rows, counts = followups.list_follow_ups(db, request.app.state.settings, principal, ward_code=ward_code,
+                                             case_id=case_id, status=status, generation=generation, fmt=format,
+                                             reason=reason)
     if format != "json":
         return export.response(followups.export_table(rows, followups.ward_scope(principal, ward_code)), format)
     return ORJSONResponse({"follow_ups": rows, "counts": counts})
