@@ -16,10 +16,12 @@ from streams.config import StreamsSettings
 from truyvet.schema import connect
 from truyvet.schema.db import Database
 from truyvet.settings import CommonSettings
+from truyvet.stack.clickhouse_users import audit_database
 
 logger = logging.getLogger(__name__)
 
 TABLES = ("visits", "visits_by_venue")
+AUDIT = "audit_log"
 
 
 def expired_partitions(
@@ -45,7 +47,9 @@ def drop_expired_in(db: Database, *, retention_days: int, today: datetime | None
 
 
 def drop_expired(settings: CommonSettings, *, today: datetime | None = None) -> list[tuple[str, str]]:
-    db = connect(settings)
+    """As the retention account: the one service account allowed DDL, held to the data database (it
+    cannot reach the audit log's database; truyvet/stack/clickhouse_users.py)."""
+    db = connect(settings.as_account(clickhouse="retention"))
     try:
         return drop_expired_in(db, retention_days=settings.retention_days, today=today)
     finally:
@@ -62,16 +66,20 @@ class Rule:
     days: int
 
 
-def rules(settings: StreamsSettings) -> list[Rule]:
-    """Each store's retention (README, "Retention"); the audit log goes by whole monthly partitions."""
+def rules(settings: StreamsSettings, *, audit: bool = True) -> list[Rule]:
+    """Each store's retention (README, "Retention"); the audit log goes by whole monthly partitions.
+
+    :param audit: include the audit log (only an admin account reaches its database; the worker's
+        retention account does not, so the worker leaves it to ``truyvet retention run``).
+    """
     s = settings
-    return [Rule("person_details", "updated_at", s.retention_person_details_days),
-            Rule("person_contacts", "updated_at", s.retention_phones_days),
-            Rule("citizens", "created_at", s.retention_citizens_days),
-            Rule("cases", "infectious_to", s.retention_cases_days),
-            Rule("alerts", "created_at", s.retention_alerts_days),
-            Rule("follow_ups", "created_at", s.retention_follow_ups_days),
-            Rule("audit_log", "at", s.retention_audit_days)]
+    found = [Rule("person_details", "updated_at", s.retention_person_details_days),
+             Rule("person_contacts", "updated_at", s.retention_phones_days),
+             Rule("citizens", "created_at", s.retention_citizens_days),
+             Rule("cases", "infectious_to", s.retention_cases_days),
+             Rule("alerts", "created_at", s.retention_alerts_days),
+             Rule("follow_ups", "created_at", s.retention_follow_ups_days)]
+    return found + [Rule(AUDIT, "at", s.retention_audit_days)] if audit else found
 
 
 def expired_months(partitions: list[str], *, cutoff: datetime) -> list[str]:
@@ -92,18 +100,19 @@ def sweep_in(db: Database, rule_list: list[Rule], *, now: datetime | None = None
     ClickHouse 18.16 has no TTL: rows go by ``ALTER TABLE ... DELETE`` (a mutation the server applies in
     the background, issued only when there is something to delete) and the audit log by
     ``DROP PARTITION`` of months entirely older than its retention (it is partitioned by month and is
-    never otherwise altered).
+    never otherwise altered; it lives in ``<database>_audit``, migration 0070).
     """
     at = now or datetime.now(UTC)
     removed: dict[str, int] = {}
     for rule in rule_list:
         cutoff = (at - timedelta(days=rule.days)).replace(microsecond=0)
-        if rule.table == "audit_log":
+        if rule.table == AUDIT:
+            audit_db = audit_database(db.name)
             parts = db.execute("SELECT DISTINCT partition FROM system.parts WHERE database = %(db)s AND active "
-                               "AND table = 'audit_log'", {"db": db.name})
+                               "AND table = 'audit_log'", {"db": audit_db})
             months = expired_months(sorted(str(p[0]).strip("'") for p in parts), cutoff=cutoff)
             for month in months:
-                db.execute(f"ALTER TABLE audit_log DROP PARTITION {int(month)}")
+                db.execute(f"ALTER TABLE {audit_db}.audit_log DROP PARTITION {int(month)}")
                 logger.info("retention: dropped audit_log month %s", month)
             removed[rule.table] = len(months)
             continue
@@ -116,9 +125,11 @@ def sweep_in(db: Database, rule_list: list[Rule], *, now: datetime | None = None
     return removed
 
 
-def sweep(settings: StreamsSettings, *, now: datetime | None = None) -> dict[str, int]:
-    db = connect(settings)
+def sweep(settings: StreamsSettings, *, now: datetime | None = None, audit: bool = False) -> dict[str, int]:
+    """The worker's sweep runs as the retention account (not the audit log); ``truyvet retention run`` as
+    the operator's admin account, the audit log included (``audit=True``)."""
+    db = connect(settings if audit else settings.as_account(clickhouse="retention"))
     try:
-        return sweep_in(db, rules(settings), now=now)
+        return sweep_in(db, rules(settings, audit=audit), now=now)
     finally:
         db.close()

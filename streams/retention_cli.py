@@ -21,7 +21,7 @@ def run() -> None:
     """Delete everything older than its retention period now, and show what went."""
     settings = StreamsSettings()
     visits = drop_expired(settings)
-    removed = sweep(settings)
+    removed = sweep(settings, audit=True)  # as the admin account: the audit log's database too
     table = Table(title="Retention")
     for name in ("store", "kept (days)", "removed"):
         table.add_column(name, justify="left" if name == "store" else "right")

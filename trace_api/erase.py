@@ -13,11 +13,11 @@ import time
 import click
 
 from trace_api import audit, phones
-from trace_api.config import TraceSettings
 from truyvet.auth import Principal, Role
 from truyvet.events import is_raw_id_number
 from truyvet.schema import connect
 from truyvet.schema.db import Database
+from truyvet.settings import common_settings
 
 STORES = ("person_details", "person_contacts")
 
@@ -53,7 +53,7 @@ def erase_command(person_id: str) -> None:
     """Remove PERSON_ID's personal details and phone (the audit log records that it happened)."""
     if is_raw_id_number(person_id) or not person_id.replace("-", "").replace("_", "").isalnum():
         raise click.UsageError("PERSON_ID is the pseudonymous id (1-64 of A-Z a-z 0-9 _ -), not an ID number")
-    db = connect(TraceSettings())
+    db = connect(common_settings())  # the operator's (admin) account: the restricted stores and the audit log
     try:
         held = erase(db, person_id, actor=f"cli:{getpass.getuser()}")
     finally:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.integration.alerts.receiver import wait_for
 from tests.integration.alerts.test_alert_delivery import _person, _post_scans, _register, _scan, _venue, _visits_of
+from trace_api.audit import audit_table
 from truyvet.auth import Role
 from truyvet.scan import ParsedScan, parse_scan
 
@@ -108,7 +109,7 @@ def test_a_citizen_sees_their_exposure_and_gives_a_phone_only_their_health_cente
     assert _follow_ups(http, url, mine, case_id)[f1]["phone"] is None  # no phone given
     assert _follow_ups(http, url, epi, case_id)[me]["phone"] is None  # not the health center
     assert _follow_ups(http, url, theirs, case_id) == {}
-    reads = db.execute("SELECT actor, ward_code, params FROM audit_log WHERE action = 'person.phone_read' "
+    reads = db.execute(f"SELECT actor, ward_code, params FROM {audit_table(db)} WHERE action = 'person.phone_read' "
                        "AND case_id = %(c)s", {"c": case_id})
     assert reads and all(orjson.loads(p) == {"persons": [me]} and w == WARD for _, w, p in reads)
 

@@ -13,6 +13,7 @@ import pytest
 
 from tests.integration.alerts.receiver import wait_for
 from tests.integration.alerts.test_alert_delivery import _person, _post_scans, _register, _scan, _venue, _visits_of
+from trace_api.audit import audit_table
 from truyvet.auth import Role
 from truyvet.events import Alert
 from truyvet.followups import COLUMNS, changed_row, new_row
@@ -29,8 +30,8 @@ def _list(http: httpx.Client, services, headers, **params: object) -> dict[tuple
 
 
 def _audit(db, action: str, case_id: str) -> list[tuple]:
-    return db.execute("SELECT actor, role, ward_code, params FROM audit_log WHERE action = %(a)s AND case_id = %(c)s",
-                      {"a": action, "c": case_id})
+    return db.execute(f"SELECT actor, role, ward_code, params FROM {audit_table(db)} WHERE action = %(a)s "
+                      "AND case_id = %(c)s", {"a": action, "c": case_id})
 
 
 def test_contacts_land_on_their_wards_list_and_are_worked_there(services, db, token, http) -> None:

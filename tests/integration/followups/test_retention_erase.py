@@ -60,7 +60,7 @@ def test_each_store_keeps_its_period_and_no_longer(any_db) -> None:
         made = at("follow_ups", older)
         any_db.insert("follow_ups", FOLLOWUP_COLUMNS,
                       [("01834", f"case_{who}", who, 1, "new", "", made, made, "system", "", 0)])
-    any_db.insert("audit_log", audit.COLUMNS, [
+    any_db.insert(audit.audit_table(any_db), audit.COLUMNS, [
         (NOW - timedelta(days=800), tag, "admin", "", "case.trace", "", "{}", 0, ""),   # a month long gone
         (NOW - timedelta(days=700), tag, "admin", "", "case.trace", "", "{}", 0, "")])  # kept
 
@@ -71,7 +71,7 @@ def test_each_store_keeps_its_period_and_no_longer(any_db) -> None:
     for table, column in where.items():
         _wait_gone(any_db, f"SELECT count() FROM {table} WHERE {column} = %(p)s", {"p": old})
         assert any_db.execute(f"SELECT count() FROM {table} WHERE {column} = %(p)s", {"p": kept})[0][0] == 1, table
-    rows = any_db.execute("SELECT at FROM audit_log WHERE actor = %(a)s", {"a": tag})
+    rows = any_db.execute(f"SELECT at FROM {audit.audit_table(any_db)} WHERE actor = %(a)s", {"a": tag})
     assert [r[0].replace(tzinfo=UTC) for r in rows] == [NOW - timedelta(days=700)]
     assert sweep_in(any_db, rules(s), now=NOW)["person_details"] == 0  # nothing left to delete: no mutation
 
@@ -92,11 +92,12 @@ def test_person_erase_removes_details_and_phone_and_audits_that_it_happened(any_
     for table in ("person_details", "person_contacts"):
         assert any_db.execute(f"SELECT count() FROM {table} WHERE person_id = %(p)s", {"p": who})[0][0] == 0
         assert any_db.execute(f"SELECT count() FROM {table} WHERE person_id = %(p)s", {"p": other})[0][0] >= 1
-    (entry,) = any_db.execute("SELECT actor, role, params, reason FROM audit_log WHERE action = 'person.erase' "
+    log = audit.audit_table(any_db)
+    (entry,) = any_db.execute(f"SELECT actor, role, params, reason FROM {log} WHERE action = 'person.erase' "
                               "AND params LIKE %(p)s", {"p": f"%{who}%"})
     assert entry[0] == "cli:test" and orjson.loads(entry[2]) == {
         "person_id": who, "stores": {"person_details": 1, "person_contacts": 1}}
-    everything = " ".join(str(c) for row in any_db.execute("SELECT * FROM audit_log WHERE params LIKE %(p)s",
+    everything = " ".join(str(c) for row in any_db.execute(f"SELECT * FROM {log} WHERE params LIKE %(p)s",
                                                             {"p": f"%{who}%"}) for c in row)
     assert "Lê Văn Xoá" not in everything and "0987654321" not in everything and "Đức Xuân" not in everything
 
