@@ -7,7 +7,8 @@ account gets exactly the ACLs below, on this installation's topic names (``setti
 device                  write ``scans`` (devices that send scans straight to Kafka, kcat)
 ingest                  write ``scans``, ``venues``
 worker                  read ``scans``, ``exposure-matching``, ``traced-persons``; write ``scans``
-                        (unkeyed scans re-keyed), ``scans-dlq``, ``exposure-matching``, ``alerts``;
+                        (unkeyed scans re-keyed), ``scans-dlq``, ``exposure-matching``, ``alerts``,
+                        ``traced-persons`` (a late F1 found by the matcher is traced);
                         its groups, changelogs and faust's leader
                         topic (names starting with ``truyvet-``, the app id's prefix)
 trace                   write ``traced-persons``, ``exposure-matching``, ``alerts`` (case registration)
@@ -49,7 +50,7 @@ TOPIC_RIGHTS: dict[str, list[tuple[str, str]]] = {
     "ingest": [(Topics.SCANS, WRITE), (Topics.VENUES, WRITE)],
     "worker": [(Topics.SCANS, READ), (Topics.EXPOSURE_MATCHING, READ), (Topics.TRACED, READ),
                (Topics.SCANS, WRITE), (Topics.SCANS_DLQ, WRITE), (Topics.EXPOSURE_MATCHING, WRITE),
-               (Topics.ALERTS, WRITE)],
+               (Topics.ALERTS, WRITE), (Topics.TRACED, WRITE)],
     "trace": [(Topics.TRACED, WRITE), (Topics.EXPOSURE_MATCHING, WRITE), (Topics.ALERTS, WRITE)],
     "dispatcher": [(Topics.ALERTS, READ), (Topics.ALERTS_DLQ, WRITE)],
 }
