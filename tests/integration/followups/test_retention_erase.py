@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from streams.config import StreamsSettings
-from streams.retention import expired_months, rules, sweep_in
+from streams.retention import expired_months, rules, sweep, sweep_in
+from streams.retention_cli import retention
 from trace_api import audit, phones
 from trace_api.erase import erase, person
 from truyvet.followups import COLUMNS as FOLLOWUP_COLUMNS
@@ -105,3 +106,17 @@ def test_person_erase_removes_details_and_phone_and_audits_that_it_happened(any_
 def test_person_erase_command_refuses_an_id_number() -> None:
     result = CliRunner().invoke(person, ["erase", "001234567890"])
     assert result.exit_code == 2 and "not an ID number" in result.output
+
+
+def test_the_workers_sweep_runs_as_the_retention_account_and_the_operators_run_as_admin(db) -> None:
+    """The worker's leader sweeps as the retention account (no audit log: out of its reach); ``truyvet
+    retention run`` (admin) applies every rule, the audit log's months included."""
+    who = f"p{uuid.uuid4().hex[:10]}"
+    db.insert("person_details", DETAILS, [(who, "Hoàng Thị Cũ", "1970-01-01", "Nữ", "", "01834", "t",
+                                           datetime.now(UTC) - timedelta(days=40))])
+    removed = sweep(StreamsSettings())
+    assert "audit_log" not in removed and removed["person_details"] >= 1
+    _wait_gone(db, "SELECT count() FROM person_details WHERE person_id = %(p)s", {"p": who})
+    result = CliRunner().invoke(retention, ["run"])
+    assert result.exit_code == 0, result.output
+    assert "audit_log" in result.output and "person_contacts" in result.output
