@@ -86,7 +86,8 @@ def test_followup_list_of_a_ward_with_20000_contacts(services, db, token) -> Non
                       for label, p50, p95, worst, size in rows)
     body = (f"{CONTACTS:,} follow-up records of one ward over 20 cases (each changed once: two versions), "
             f"{OTHERS:,} of 50 other wards, {CONTACTS // 10:,} consented phones; loaded in {load_s:.1f} s. "
-            f"Read {RUNS} times each ({XLSX_RUNS} for xlsx) over HTTP as the ward's health center (phones looked up, each read audited). "
+            f"Read {RUNS} times each ({XLSX_RUNS} for xlsx) over HTTP as the ward's health center (phones "
+            "looked up, each read audited). "
             f"Aim: p95 <= 300 ms for the whole list. Load average during the run: "
             f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1 / 5 / 15 min; 2 cores shared).\n\n"
             "| request | p50 ms | p95 ms | max ms | answer KiB |\n|---|---|---|---|---|\n" + table)
