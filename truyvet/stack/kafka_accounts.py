@@ -8,7 +8,7 @@ device                  write ``scans`` (devices that send scans straight to Kaf
 ingest                  write ``scans``, ``venues``
 worker                  read ``scans``, ``exposure-matching``, ``traced-persons``; write ``scans``
                         (unkeyed scans re-keyed), ``scans-dlq``, ``exposure-matching``, ``alerts``,
-                        ``traced-persons`` (a late F1 found by the matcher is traced);
+                        ``traced-persons`` (contacts found by late visits);
                         its groups, changelogs and faust's leader
                         topic (names starting with ``truyvet-``, the app id's prefix)
 trace                   write ``traced-persons``, ``exposure-matching``, ``alerts`` (case registration)
