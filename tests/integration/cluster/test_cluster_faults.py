@@ -63,9 +63,9 @@ def pipeline(cluster) -> Iterator[ClusterPipeline]:  # noqa: ANN001
     made.stop_all()
     # The cluster stays whole for the next test: every node running again, every replica settled.
     cluster.nodes.up()
-    from truyvet.stack.clickhouse import drop_database
+    from truyvet.stack.clickhouse import drop_databases
 
-    drop_database(cluster.settings, made.database)
+    drop_databases(cluster.settings, made.database)
 
 
 def _check_visits(p: ClusterPipeline, load: Workload, acked, figures: dict[str, float], began: float) -> None:  # noqa: ANN001

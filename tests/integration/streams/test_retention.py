@@ -12,8 +12,9 @@ from streams.retention import drop_expired_in, server_settings
 from streams.sink import VISIT_COLUMNS
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import ChdbDatabase, Database
+from truyvet.schema.migrate import drop_database
 from truyvet.settings import CommonSettings
-from truyvet.stack.clickhouse import drop_database, ensure_database
+from truyvet.stack.clickhouse import drop_databases, ensure_database
 from truyvet.stack.processes import wait_until
 
 pytestmark = pytest.mark.integration
@@ -32,14 +33,14 @@ def fresh_db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  #
             for server in db.servers:  # type: ignore[attr-defined]
                 server.close()
             db.close()
-            drop_database(settings)
+            drop_databases(settings)
         return
     if request.param == "chdb":
         # one embedded chdb server per process (conftest's chdb_db uses it too): a database of our own in it
         chdb = ChdbDatabase(database=name)
         apply_migrations(chdb)
         yield chdb
-        chdb.execute(f"DROP DATABASE IF EXISTS {name}")
+        drop_database(chdb, name)
         return
     infra: CommonSettings = request.getfixturevalue("infra")
     boot = connect(infra, database="default")
@@ -50,7 +51,7 @@ def fresh_db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  #
         yield db
     finally:
         db.close()
-        boot.execute(f"DROP DATABASE IF EXISTS {name}")
+        drop_database(boot, name)
         boot.close()
 
 
