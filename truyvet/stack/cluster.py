@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -226,8 +227,11 @@ class ClusterNodes:
 
     def down(self) -> list[str]:
         """Kafka and ClickHouse first, ZooKeeper last (the servers leave their sessions cleanly)."""
-        stopped = [k.name for k in self.kafka if k.stop()]
-        stopped += [c.name for c in self.clickhouse if c.stop()]
+        with ThreadPoolExecutor(len(self.kafka) + len(self.clickhouse)) as pool:  # each may take seconds
+            kafka = list(pool.map(lambda k: k.stop(), self.kafka))
+            clickhouse = list(pool.map(lambda c: c.stop(), self.clickhouse))
+        stopped = [k.name for k, was in zip(self.kafka, kafka, strict=True) if was]
+        stopped += [c.name for c, was in zip(self.clickhouse, clickhouse, strict=True) if was]
         if self.zookeeper.stop():
             stopped.append("zookeeper")
         (self.settings.data_dir / PROFILE_ENV).unlink(missing_ok=True)
