@@ -1,5 +1,6 @@
-"""Retention: visits older than the retention period go by whole daily partitions (DROP PARTITION); personal
-details, phones, citizens, cases, alerts, follow-ups and the audit log by their own rules (:func:`sweep`).
+"""Retention: visits (and health declarations) older than the retention period go by whole daily partitions
+(DROP PARTITION); personal details, phones, citizens, cases, alerts, follow-ups and the audit log by their
+own rules (:func:`sweep`).
 
 Both visit tables are partitioned by ``toYYYYMMDD(t_in)``; a day is dropped once all of it is older
 than the retention period (the partition of the day exactly ``retention_days`` ago is kept). The
@@ -20,7 +21,7 @@ from truyvet.stack.clickhouse_users import audit_database
 
 logger = logging.getLogger(__name__)
 
-TABLES = ("visits", "visits_by_venue")
+TABLES = ("visits", "visits_by_venue", "declarations")  # declarations: issue 15, same retention
 AUDIT = "audit_log"
 
 

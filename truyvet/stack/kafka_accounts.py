@@ -5,7 +5,7 @@ account gets exactly the ACLs below, on this installation's topic names (``setti
 
 ======================  ==========================================================================
 device                  write ``scans`` (devices that send scans straight to Kafka, kcat)
-ingest                  write ``scans``, ``venues``
+ingest                  write ``scans``, ``venues``, ``alerts`` (health declarations' alerts, issue 15)
 worker                  read ``scans``, ``exposure-matching``, ``traced-persons``; write ``scans``
                         (unkeyed scans re-keyed), ``scans-dlq``, ``exposure-matching``, ``alerts``,
                         ``traced-persons`` (contacts found by late visits);
@@ -47,7 +47,7 @@ READ, WRITE = "read", "write"
 # role -> [(logical topic, read or write)]
 TOPIC_RIGHTS: dict[str, list[tuple[str, str]]] = {
     "device": [(Topics.SCANS, WRITE)],
-    "ingest": [(Topics.SCANS, WRITE), (Topics.VENUES, WRITE)],
+    "ingest": [(Topics.SCANS, WRITE), (Topics.VENUES, WRITE), (Topics.ALERTS, WRITE)],  # alerts: issue 15
     "worker": [(Topics.SCANS, READ), (Topics.EXPOSURE_MATCHING, READ), (Topics.TRACED, READ),
                (Topics.SCANS, WRITE), (Topics.SCANS_DLQ, WRITE), (Topics.EXPOSURE_MATCHING, WRITE),
                (Topics.ALERTS, WRITE), (Topics.TRACED, WRITE)],
