@@ -107,6 +107,7 @@ def test_exports_open_in_a_spreadsheet_in_vietnamese_and_local_time(services, db
         cell = dict(zip(rows[0], rows[1], strict=True))
         assert cell["Mã cảnh báo"] == alert["alert_id"] and _local(cell["Tạo lúc"]) == _utc(alert["created_at"])
         assert cell["Trạng thái gửi"] in ("chờ gửi", "đang thử lại", "gửi thất bại", "đã gửi")
+        assert cell["Loại cảnh báo"] == "tiếp xúc ca bệnh"
 
     # Coverage: the same numbers as the JSON report.
     day = (now + timedelta(hours=7)).date().isoformat()
