@@ -83,29 +83,28 @@ def _server_ms(db, since: float) -> list[float]:  # noqa: ANN001
     return [float(r[0]) for r in rows]
 
 
-def test_followup_list_of_a_ward_with_20000_contacts(services, db, token) -> None:
+def test_followup_list_of_a_ward_with_20000_contacts(services, db, token, http: httpx.Client) -> None:
     ward = f"BW{secrets.token_hex(3)}"
     started = time.perf_counter()
     _load(db, ward)
     load_s = time.perf_counter() - started
     health = token(Role.health_center, ward)
     url = f"{services.trace_url}/v1/follow-ups"
-    with httpx.Client(timeout=120) as http:
-        first = http.get(url, headers=health).json()
-        assert len(first["follow_ups"]) == CONTACTS
-        assert sum(1 for f in first["follow_ups"] if f["phone"]) == CONTACTS // 10
-        assert first["counts"]["new"] == 0
-        cases = [("whole list (JSON)", {}), ("status=called", {"status": "called"}),
-                 ("one case", {"case_id": "bcase3"}), ("whole list (xlsx)", {"format": "xlsx"})]
-        rows = []
-        pid = services.procs.pid("trace")
-        assert pid is not None
-        for label, params in cases:
-            since = time.time() - 1
-            times, size, cpu = _time(http, url, health, params, XLSX_RUNS if params.get("format") else RUNS, pid)
-            server = _server_ms(db, since)
-            rows.append((label, _pct(times, 50), _pct(times, 95), max(times), cpu, _pct(server, 50) if server else 0,
-                         _pct(server, 95) if server else 0, size))
+    first = http.get(url, headers=health).json()
+    assert len(first["follow_ups"]) == CONTACTS
+    assert sum(1 for f in first["follow_ups"] if f["phone"]) == CONTACTS // 10
+    assert first["counts"]["new"] == 0
+    cases = [("whole list (JSON)", {}), ("status=called", {"status": "called"}),
+             ("one case", {"case_id": "bcase3"}), ("whole list (xlsx)", {"format": "xlsx"})]
+    rows = []
+    pid = services.procs.pid("trace")
+    assert pid is not None
+    for label, params in cases:
+        since = time.time() - 1
+        times, size, cpu = _time(http, url, health, params, XLSX_RUNS if params.get("format") else RUNS, pid)
+        server = _server_ms(db, since)
+        rows.append((label, _pct(times, 50), _pct(times, 95), max(times), cpu, _pct(server, 50) if server else 0,
+                     _pct(server, 95) if server else 0, size))
     table = "\n".join(f"| {label} | {p50:.0f} | {p95:.0f} | {worst:.0f} | {cpu:.0f} | {s50:.0f} / {s95:.0f} | "
                       f"{size / 1024:.0f} |" for label, p50, p95, worst, cpu, s50, s95, size in rows)
     body = (f"{CONTACTS:,} follow-up records of one ward over 20 cases (each changed once: two versions), "
@@ -121,5 +120,3 @@ def test_followup_list_of_a_ward_with_20000_contacts(services, db, token) -> Non
     print(body)
     write_section("followups", "Follow-up list of a ward (20,000 contacts)", body,
                   command="pytest tests/benchmarks/test_followups_bench.py -m benchmark -s")
-    p95_json = rows[0][2]
-    assert p95_json > 0
