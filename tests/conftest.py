@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpcore  # noqa: F401 - imported up front, not lazily by the first httpx.Client of a test: a lazy
+import httpx  # import while test threads come and go hit CPython 3.11.7's import-lock KeyError (issue 14)
 import pytest
 
 RUN_ID = secrets.token_hex(3)

@@ -140,9 +140,8 @@ class Dispatcher:
         )
         attempts = 0
         while True:
-            if self.hooks.fresh():
-                hook = self.hooks.cached(alert.ward_code)
-            else:
+            hook = self.hooks.cached(alert.ward_code) if self.hooks.fresh() else None
+            if hook is None:  # not known, or the directory is old: read it (bounded, WebhookDirectory.get)
                 hook = await asyncio.get_running_loop().run_in_executor(None, self.hooks.get, alert.ward_code)
             attempts += 1
             if hook is None:
