@@ -16,9 +16,9 @@ from starlette.datastructures import State
 from ingest.exceptions import KafkaUnavailable
 from ingest.producer import Record
 from ingest.pseudonym import CccdCard
-from ingest.ratelimit import retry_after_header
 from ingest.scans import Rejected, ScanValidator
 from truyvet.auth import Principal
+from truyvet.ratelimit import retry_after_header
 from truyvet.schema.db import DatabaseError
 from truyvet.web import ApiError
 

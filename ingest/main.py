@@ -13,12 +13,13 @@ from ingest.config import IngestSettings, get_settings
 from ingest.persons import PersonDetailsStore
 from ingest.producer import ScanProducer
 from ingest.qr import KeyRing, QrVerifier
-from ingest.ratelimit import TokenBuckets
 from ingest.routes import scans, venues
 from ingest.scans import ScanValidator
 from ingest.venues import VenueStore
 from truyvet.auth import TokenStore
 from truyvet.events import Topics
+from truyvet.guard import RequestGuard
+from truyvet.ratelimit import TokenBuckets
 from truyvet.schema import connect
 from truyvet.web import install_error_handlers, install_health_and_metrics
 
@@ -57,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title="Truy Vết ingest API", version="1", lifespan=lifespan)
 install_error_handlers(app)
+app.add_middleware(RequestGuard)  # body cap, authentication before the body (issue 13)
 install_health_and_metrics(app, lambda: {"service": "ingest", "kafka": _kafka_state()})
 
 

@@ -39,6 +39,8 @@ CASE_SITES = "case.exposure_sites"
 PERSON_READ = "person.read"
 PERSON_READ_DENIED = "person.read_denied"
 AUDIT_READ = "audit.read"
+ALERTS_READ = "alerts.read"
+CASES_LIST = "cases.list"
 
 
 def record(

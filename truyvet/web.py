@@ -17,6 +17,8 @@ from truyvet.schema.db import DatabaseError
 
 logger = logging.getLogger(__name__)
 
+ROLES_ATTRIBUTE = "truyvet_roles"  # marks require()'s dependency: truyvet.guard authenticates before the body
+
 
 class ApiError(HTTPException):
     """An HTTP error with a machine-readable code, rendered as ``{"error": {"code", "message"}}``."""
@@ -88,12 +90,15 @@ def require(*roles: Role) -> Callable[..., Principal]:
     allowed = frozenset(roles) | {Role.admin}
 
     def dependency(request: Request, token: str = Depends(bearer_token)) -> Principal:
-        store: TokenStore = request.app.state.tokens
-        principal = store.lookup(token)
+        principal: Principal | None = getattr(request.state, "principal", None)  # set by truyvet.guard
+        if principal is None:
+            store: TokenStore = request.app.state.tokens
+            principal = store.lookup(token)
         if principal is None:
             raise ApiError(401, "unauthorized", "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
         if principal.role not in allowed:
             raise ApiError(403, "forbidden", f"role {principal.role.value} may not do this")
         return principal
 
+    setattr(dependency, ROLES_ATTRIBUTE, allowed)
     return dependency

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 
+from trace_api import audit
 from trace_api.alerts import AlertsPage, list_alerts, ward_of_reader
 from trace_api.deps import get_db
 from truyvet.auth import Principal, Role
@@ -23,6 +24,10 @@ def get_alerts(
     db: Database = Depends(get_db),
     principal: Principal = Depends(require(Role.epidemiologist, Role.health_center)),
 ) -> AlertsPage:
-    """Alerts with their delivery state, newest first (a health center sees its own ward's only)."""
-    return AlertsPage(alerts=list_alerts(db, ward_code=ward_of_reader(principal, ward_code), case_id=case_id,
-                                         since=since, limit=limit))
+    """Alerts with their delivery state, newest first (a health center sees its own ward's only; audited)."""
+    ward = ward_of_reader(principal, ward_code)
+    found = list_alerts(db, ward_code=ward, case_id=case_id, since=since, limit=limit)
+    audit.record(db, principal, audit.ALERTS_READ, case_id=case_id or "",
+                 params={"ward_code": ward or "", "since": since.isoformat() if since else "", "limit": limit},
+                 result_count=len(found))
+    return AlertsPage(alerts=found)
