@@ -14,8 +14,9 @@ from ingest.persons import PersonDetailsStore
 from ingest.producer import ScanProducer
 from ingest.qr import KeyRing, QrVerifier
 from ingest.routes import scans, venues
-from ingest.scans import ScanValidator
+from ingest.scans import ScanIn, ScanValidator
 from ingest.venues import VenueStore
+from truyvet import openapi
 from truyvet.auth import TokenStore
 from truyvet.events import Topics
 from truyvet.guard import RequestGuard
@@ -58,6 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title="Truy Vết ingest API", version="1", lifespan=lifespan)
 install_error_handlers(app)
+openapi.install(app, models=[ScanIn])
 app.add_middleware(RequestGuard)  # body cap, authentication before the body (issue 13)
 install_health_and_metrics(app, lambda: {"service": "ingest", "kafka": _kafka_state()})
 

@@ -11,10 +11,11 @@ from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
 import trace_api.routes.alerts as alerts  # issue 6
-from trace_api import limits, openapi
+from trace_api import limits
 from trace_api.config import get_settings
 from trace_api.routes import audit as audit_routes
 from trace_api.routes import cases, dashboard, persons, reports
+from truyvet import openapi
 from truyvet.auth import TokenStore
 from truyvet.guard import RequestGuard
 from truyvet.schema import connect

@@ -2,8 +2,9 @@
 
 - A body larger than the service's ``max_body_bytes`` is refused with 413: at once when
   ``Content-Length`` says so, else as soon as the stream passes the cap (the rest is never read).
-- A route that needs a token (``truyvet.web.require``) is authenticated here, before its body is read or
-  parsed: an unauthenticated request is 401 (a token of the wrong role 403) whatever its body holds.
+- A route that needs an API token (``truyvet.web.require``, the ``ApiToken`` scheme of the OpenAPI
+  document) is authenticated here, before its body is read or parsed: an unauthenticated request is 401
+  whatever its body holds. Its role and ward are checked by the route (403).
 - Failed authentication is throttled per client address: after ``failed_auth_burst`` failures (refilled at
   ``failed_auth_per_second``) the client is answered 429 with ``Retry-After`` before any token is looked up.
 
@@ -14,20 +15,18 @@ secret) are only size-capped here and authenticate themselves.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
 from anyio import to_thread
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from prometheus_client import Counter
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from truyvet.auth import Principal, Role, TokenStore
+from truyvet.auth import Principal, TokenStore
 from truyvet.ratelimit import TokenBuckets, retry_after_header
 from truyvet.schema.db import DatabaseError
-from truyvet.web import ROLES_ATTRIBUTE, ApiError
+from truyvet.web import API_TOKEN_SCHEME, ApiError
 
 logger = logging.getLogger(__name__)
 
@@ -42,24 +41,16 @@ class _TooLarge(ApiError):
         super().__init__(413, "body_too_large", f"the body may hold at most {limit} bytes")
 
 
-def _roles_of(dependant: Dependant) -> frozenset[Role] | None:
-    for dep in dependant.dependencies:
-        roles = getattr(dep.call, ROLES_ATTRIBUTE, None)
-        if roles is not None:
-            return frozenset(roles)
-        inner = _roles_of(dep)
-        if inner is not None:
-            return inner
-    return None
-
-
-def _route_roles(scope: Scope) -> frozenset[Role] | None:
-    """The roles the route that will answer ``scope`` admits, or None if it takes no API token."""
-    for route in scope["app"].router.routes:
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return _roles_of(route.dependant) if isinstance(route, APIRoute) else None
-    return None
+def _secured_operations(app: Any) -> list[tuple[str, re.Pattern[str]]]:
+    """(method, path pattern) of every operation that takes an API token, from the app's OpenAPI document
+    (``truyvet.web.require`` declares the ``ApiToken`` scheme): routes added by any router are covered."""
+    out = []
+    for path, operations in app.openapi().get("paths", {}).items():
+        pattern = re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$")
+        for method, op in operations.items():
+            if any(API_TOKEN_SCHEME in requirement for requirement in op.get("security", ())):
+                out.append((method.upper(), pattern))
+    return out
 
 
 def bearer(scope: Scope) -> str:
@@ -77,6 +68,13 @@ class RequestGuard:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._failures: TokenBuckets | None = None
+        self._secured: list[tuple[str, re.Pattern[str]]] | None = None
+
+    def _needs_token(self, scope: Scope) -> bool:
+        if self._secured is None:
+            self._secured = _secured_operations(scope["app"])
+        method, path = scope["method"], scope["path"]
+        return any(m == method and p.match(path) for m, p in self._secured)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,9 +83,8 @@ class RequestGuard:
         state = scope["app"].state
         settings = state.settings
         limit: int = settings.max_body_bytes
-        roles = _route_roles(scope)
-        if roles is not None:  # first: an unauthenticated request is 401, whatever its body
-            refused = await self._authenticate(scope, state.tokens, roles, settings)
+        if self._needs_token(scope):  # first: an unauthenticated request is 401, whatever its body
+            refused = await self._authenticate(scope, state.tokens, settings)
             if refused is not None:
                 await _answer(send, *refused)
                 return
@@ -120,7 +117,7 @@ class RequestGuard:
             if not started:
                 await _answer(send, 413, "body_too_large", f"the body may hold at most {limit} bytes")
 
-    async def _authenticate(self, scope: Scope, tokens: TokenStore, roles: frozenset[Role],
+    async def _authenticate(self, scope: Scope, tokens: TokenStore,
                             settings: Any) -> tuple[int, str, str, dict[str, str]] | None:
         if self._failures is None:
             self._failures = TokenBuckets(rate=settings.failed_auth_per_second, burst=settings.failed_auth_burst)
@@ -144,9 +141,6 @@ class RequestGuard:
             REFUSED.labels("unauthorized").inc()
             message = "unknown, expired or revoked token" if token else "missing bearer token"
             return 401, "unauthorized", message, {"WWW-Authenticate": "Bearer"}
-        if principal.role not in roles:
-            REFUSED.labels("forbidden").inc()
-            return 403, "forbidden", f"role {principal.role.value} may not do this", {}
         scope.setdefault("state", {})["principal"] = principal
         return None
 

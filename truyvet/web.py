@@ -6,10 +6,12 @@ import logging
 from collections.abc import Callable
 from http import HTTPStatus
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from truyvet.auth import Principal, Role, TokenStore
@@ -17,7 +19,22 @@ from truyvet.schema.db import DatabaseError
 
 logger = logging.getLogger(__name__)
 
-ROLES_ATTRIBUTE = "truyvet_roles"  # marks require()'s dependency: truyvet.guard authenticates before the body
+# The API-token scheme of every route that uses require(): named in the OpenAPI document, where
+# truyvet.guard finds the operations to authenticate before their body is read.
+API_TOKEN_SCHEME = "ApiToken"  # noqa: S105 - a scheme name, not a secret
+api_token = HTTPBearer(scheme_name=API_TOKEN_SCHEME, auto_error=False,
+                       description="An API token from `truyvet token create` (its role and ward decide the rest)")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """The contract's error JSON: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorDetail
 
 
 class ApiError(HTTPException):
@@ -86,19 +103,22 @@ def bearer_token(request: Request) -> str:
 
 
 def require(*roles: Role) -> Callable[..., Principal]:
-    """A FastAPI dependency admitting only tokens with one of ``roles`` (admin always passes)."""
+    """A FastAPI dependency admitting only API tokens with one of ``roles`` (admin always passes)."""
     allowed = frozenset(roles) | {Role.admin}
 
-    def dependency(request: Request, token: str = Depends(bearer_token)) -> Principal:
+    def dependency(request: Request,
+                   credentials: HTTPAuthorizationCredentials | None = Security(api_token)) -> Principal:
         principal: Principal | None = getattr(request.state, "principal", None)  # set by truyvet.guard
         if principal is None:
+            if credentials is None or not credentials.credentials.strip():
+                raise ApiError(401, "unauthorized", "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
             store: TokenStore = request.app.state.tokens
-            principal = store.lookup(token)
+            principal = store.lookup(credentials.credentials.strip())
         if principal is None:
-            raise ApiError(401, "unauthorized", "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+            raise ApiError(401, "unauthorized", "unknown, expired or revoked token",
+                           headers={"WWW-Authenticate": "Bearer"})
         if principal.role not in allowed:
             raise ApiError(403, "forbidden", f"role {principal.role.value} may not do this")
         return principal
 
-    setattr(dependency, ROLES_ATTRIBUTE, allowed)
     return dependency

@@ -27,7 +27,12 @@ from truyvet.web import require
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 
-@router.get("/coverage")
+_JSON_OR_CSV = {200: {"content": {"application/json": {"schema": {"type": "object"}},
+                                  "text/csv": {"schema": {"type": "string"}}},
+                      "description": "JSON, or CSV with format=csv"}}
+
+
+@router.get("/coverage", responses=_JSON_OR_CSV)
 def get_coverage(
     request: Request,
     date_: str | None = Query(None, alias="date", description="YYYY-MM-DD (local day); default today"),
