@@ -21,10 +21,12 @@ from truyvet.auth import TokenStore
 from truyvet.events import Topics
 from truyvet.guard import RequestGuard
 from truyvet.ratelimit import TokenBuckets
+from truyvet.redact import install_log_scrubber
 from truyvet.schema import connect
 from truyvet.web import install_error_handlers, install_health_and_metrics
 
 logger = logging.getLogger(__name__)
+install_log_scrubber()  # no ID number or card text in any log record of the service (issue 13)
 
 
 @asynccontextmanager

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from truyvet.auth import Principal
+from truyvet.redact import scrub
 from truyvet.schema.db import Database
 
 logger = logging.getLogger(__name__)
@@ -65,9 +66,9 @@ def record(
                 principal.ward_code,
                 action,
                 case_id,
-                orjson.dumps(params or {}, option=orjson.OPT_SORT_KEYS).decode(),
+                scrub(orjson.dumps(params or {}, option=orjson.OPT_SORT_KEYS).decode()),
                 result_count,
-                reason,
+                scrub(reason),  # free text: an ID number or card text typed here is not kept
             )
         ],
     )

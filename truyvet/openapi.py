@@ -31,7 +31,8 @@ def install(app: FastAPI, models: Sequence[type[BaseModel]] = ()) -> None:
             return app.openapi_schema
         spec = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-        for model in (ErrorOut, *models):
+        extra: list[type[BaseModel]] = [ErrorOut, *models]
+        for model in extra:
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, sub in schema.pop("$defs", {}).items():
                 schemas.setdefault(name, sub)

@@ -35,6 +35,7 @@ from streams.alerting.delivery import (
 )
 from streams.alerting.settings import AlertSettings, get_settings
 from truyvet.events import Alert, DeadLetter, Topics
+from truyvet.redact import install_log_scrubber
 from truyvet.schema import connect
 from truyvet.schema.db import Database, DatabaseError
 
@@ -351,6 +352,7 @@ class Dispatcher:
 
 
 def main() -> None:
+    install_log_scrubber()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     settings = get_settings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import ORJSONResponse, Response
@@ -27,7 +28,7 @@ from truyvet.web import require
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 
-_JSON_OR_CSV = {200: {"content": {"application/json": {"schema": {"type": "object"}},
+_JSON_OR_CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"application/json": {"schema": {"type": "object"}},
                                   "text/csv": {"schema": {"type": "string"}}},
                       "description": "JSON, or CSV with format=csv"}}
 
