@@ -68,7 +68,7 @@ async def intake(state: State, items: list[Any], source: str, principal: Princip
             cards.append((result.person_id, result.card))
     if cards:
         try:
-            await run_in_threadpool(state.persons.save, cards)
+            await run_in_threadpool(lambda: state.persons.save(cards, reported_by=principal.actor))
         except DatabaseError as exc:
             logger.warning("person details not stored (%d cards): ClickHouse error code %s",
                            len(cards), exc.context.get("code"))

@@ -41,6 +41,7 @@ PERSON_READ = "person.read"
 PERSON_READ_DENIED = "person.read_denied"
 AUDIT_READ = "audit.read"
 ALERTS_READ = "alerts.read"
+CONFLICTS_READ = "person.conflicts_read"
 CASES_LIST = "cases.list"
 
 

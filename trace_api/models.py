@@ -72,6 +72,18 @@ class PersonOut(PersonalDetails):
     person_id: str
 
 
+class DetailConflictOut(PersonOut):
+    """A card that disagreed with the stored details of ``person_id`` (the stored ones stand)."""
+
+    stored_ward_code: str
+    reported_by: str
+    received_at: datetime
+
+
+class DetailConflictsPage(BaseModel):
+    conflicts: list[DetailConflictOut]
+
+
 class ContactOut(BaseModel):
     person_id: str
     generation: int

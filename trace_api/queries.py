@@ -234,6 +234,17 @@ def alerted_venues(db: Database, ward_code: str, venue_ids: Iterable[str]) -> se
     return {str(v) for (v,) in rows}
 
 
+def detail_conflicts(db: Database, ward_code: str | None, limit: int) -> list[dict[str, Any]]:
+    """Cards that disagreed with stored personal details, newest first; ``ward_code``: those where either
+    the stored residence ward or the card's is that ward (None: all)."""
+    columns = ["person_id", "full_name", "birth_date", "sex", "address", "residence_ward_code", "stored_ward_code",
+               "reported_by", "received_at"]
+    where = "" if ward_code is None else "WHERE stored_ward_code = %(w)s OR residence_ward_code = %(w)s"
+    rows = db.execute(f"SELECT {', '.join(columns)} FROM person_details_conflicts {where} "
+                      "ORDER BY received_at DESC, person_id LIMIT %(n)s", {"w": ward_code or "", "n": limit})
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
 def recent_cases(db: Database, limit: int) -> list[tuple[str, str, str, datetime, datetime, datetime]]:
     """The most recently registered cases: (case_id, person_id, label, infectious_from, infectious_to, created_at)."""
     rows = db.execute(
