@@ -3,7 +3,7 @@
 The signature covers ``TV1.<kid>.<b64url(json)>``; the JSON is ``{"v": venue_id, "nbf": epoch?,
 "exp": epoch?}``. Ed25519 (public-key) so a phone holding the public keys can verify offline.
 
-Keys live in one directory (never in git; default ``<data_dir>/keys/qr``): ``<kid>.pem`` private
+Keys live in one directory (never in git; default ``<data_dir>/secrets/qr-keys``): ``<kid>.pem`` private
 keys (mode 0600) and ``keyring.json`` naming the active key and the retired ones. Rotation makes a
 new key active while the old ones keep verifying; retirement makes a key's payloads refused. A
 running ingest notices a changed ``keyring.json`` within ``reload_seconds``.

@@ -42,7 +42,9 @@ def drop_expired_in(db: Database, *, retention_days: int, today: datetime | None
 
 
 def drop_expired(settings: CommonSettings, *, today: datetime | None = None) -> list[tuple[str, str]]:
-    db = connect(settings)
+    """As the retention account: the one service account allowed DDL, held to the data database (it
+    cannot reach the audit log's database; truyvet/stack/clickhouse_users.py)."""
+    db = connect(settings.as_account(clickhouse="retention"))
     try:
         return drop_expired_in(db, retention_days=settings.retention_days, today=today)
     finally:

@@ -38,6 +38,7 @@ from tests.integration.streams.harness import Pipeline, as_map, metric, stay_fun
 from tests.unit.streams.reference import reference_visits
 from tests.unit.streams.scenarios import generate, make_venues, scan_json
 from truyvet.events import Topics
+from truyvet.kafka_clients import client_kwargs
 from truyvet.schema import connect
 from truyvet.settings import CommonSettings
 from truyvet.stack.clickhouse import ensure_database
@@ -62,12 +63,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def produce(bootstrap: str, topic: str, partitions: int, payloads: list[tuple[bytes, bytes]]) -> None:
+def produce(settings: CommonSettings, topic: str, partitions: int, payloads: list[tuple[bytes, bytes]]) -> None:
     """Produce keyed records with aiokafka's batch API (``acks=all``), partitioned like the default
     partitioner of Kafka clients (murmur2 of the key), all partitions' batches in flight at once."""
 
     async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=1024 * 1024,
+        producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", max_batch_size=1024 * 1024,
                                     max_request_size=8 * 1024 * 1024)
         await producer.start()
         try:
@@ -94,17 +95,17 @@ def raw_limit(settings: CommonSettings, payloads: list[tuple[bytes, bytes]]) -> 
     """Seconds and CPU seconds (this process) for plain kafka-python consume + clickhouse-driver insert
     of the records (produced before)."""
     topic = settings.topic("raw-bench")
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_kwargs(settings))
     admin.create_topics([NewTopic(topic, settings.scans_partitions, 1)])
     admin.close()
-    produce(settings.kafka_bootstrap, topic, settings.scans_partitions, payloads)
+    produce(settings, topic, settings.scans_partitions, payloads)
     client = Client(host=settings.clickhouse_host, port=settings.clickhouse_port,
                     database=settings.clickhouse_database, user=settings.clickhouse_user,
-                    password=settings.clickhouse_password.get_secret_value())
+                    password=settings.clickhouse_secret())
     client.execute("CREATE TABLE IF NOT EXISTS raw_scans (scan_id String, person_id String, venue_id String, "
                    "t DateTime('UTC'), direction String) ENGINE = MergeTree PARTITION BY toYYYYMMDD(t) "
                    "ORDER BY (person_id, t)")
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+    consumer = KafkaConsumer(**client_kwargs(settings), enable_auto_commit=False,
                              max_poll_records=20000, fetch_max_bytes=64 * 1024 * 1024,
                              max_partition_fetch_bytes=8 * 1024 * 1024)
     consumer.assign([TopicPartition(topic, n) for n in range(settings.scans_partitions)])
@@ -149,7 +150,7 @@ def test_streams_throughput() -> None:
         payloads = [(s.person_id.encode(), scan_json(s)) for s in scans]
         cpu_before = sum(cpu_seconds(p.procs.pid(n) or 0) for n in names)
         started = time.perf_counter()
-        produce(p.settings.kafka_bootstrap, p.settings.topic(Topics.SCANS), p.settings.scans_partitions, payloads)
+        produce(p.settings, p.settings.topic(Topics.SCANS), p.settings.scans_partitions, payloads)
         produced_s = time.perf_counter() - started
         p.wait_caught_up(timeout=3600, workers=names)
         e2e_s = time.perf_counter() - started

@@ -44,6 +44,11 @@ def migrations() -> list[Migration]:
     return found
 
 
+def render_statement(statement: str, database: str) -> str:
+    """Fill ``{audit_database}``: the audit log's database, named after the data database."""
+    return statement.replace("{audit_database}", f"{database}_audit")
+
+
 def apply_migrations(db: Database) -> list[Migration]:
     """Apply what is not yet recorded in ``schema_migrations``; return what was applied."""
     db.execute(
@@ -57,7 +62,7 @@ def apply_migrations(db: Database) -> list[Migration]:
         if migration.version in done:
             continue
         for statement in migration.statements:
-            db.execute(statement)
+            db.execute(render_statement(statement, db.name))
         db.insert(
             "schema_migrations",
             ["version", "name", "applied_at"],

@@ -9,16 +9,20 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+from truyvet import secretstore
 from truyvet.exceptions import StackError
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import DriverDatabase
 from truyvet.settings import PROJECT_ROOT, CommonSettings
-from truyvet.stack.processes import ProcessDir, port_open, wait_until
+from truyvet.stack.clickhouse_users import render_users_xml
+from truyvet.stack.processes import ProcessDir, lax_umask, port_open, wait_until
 
 logger = logging.getLogger(__name__)
 
 DEPLOY = PROJECT_ROOT / "deploy" / "clickhouse"
 NAME = "clickhouse"
+# The databases the retention account may use (it drops expired partitions there), one per line.
+RETENTION_FILE = "retention-databases"
 
 
 def server_binary() -> list[str] | None:
@@ -54,22 +58,89 @@ class ClickHouseNode:
         self.host = settings.clickhouse_host
 
     def configure(self) -> Path:
+        secretstore.make_private_dir(self.home)
         for sub in ("data", "tmp", "user_files", "format_schemas", "logs"):
-            (self.home / sub).mkdir(parents=True, exist_ok=True)
+            secretstore.make_private_dir(self.home / sub)
         config = (DEPLOY / "config.xml").read_text().format(
             dir=self.home, host=self.host, http_port=self.settings.clickhouse_http_port,
             tcp_port=self.settings.clickhouse_port,
         )
-        (self.home / "config.xml").write_text(config)
-        shutil.copyfile(DEPLOY / "users.xml", self.home / "users.xml")
+        _write_private(self.home / "config.xml", config)
+        self.write_users()
+        secretstore.restrict_tree(self.home)
         return self.home / "config.xml"
+
+    # -- accounts --------------------------------------------------------------------------------
+    def passwords(self) -> dict[str, str]:
+        data_dir = self.settings.data_dir
+        return {account: secretstore.ensure_secret(data_dir, secretstore.clickhouse_password_name(account))
+                for account in secretstore.CLICKHOUSE_ACCOUNTS}
+
+    def retention_databases(self) -> set[str]:
+        try:
+            listed = set((self.home / RETENTION_FILE).read_text().split())
+        except FileNotFoundError:
+            listed = set()
+        return listed | {self.settings.clickhouse_database}
+
+    def write_users(self, retention_databases: set[str] | None = None) -> None:
+        """(Re)write users.xml; a running server reads it again within seconds (no restart)."""
+        databases = retention_databases if retention_databases is not None else self.retention_databases()
+        _write_private(self.home / RETENTION_FILE, "".join(f"{d}\n" for d in sorted(databases)))
+        _write_private(self.home / "users.xml", render_users_xml(self.passwords(), limited_databases=databases))
+
+    def manages_users(self) -> bool:
+        """True when this data dir's server is the one on the configured port (we write its users.xml)."""
+        return (self.home / "users.xml").exists() and self.procs.pid(NAME) is not None
+
+    def allow_retention(self, database: str, *, wait: bool = False) -> None:
+        """Let the retention account drop partitions in ``database`` (a test's own database, say); the
+        list keeps only databases that still exist. The server reads users.xml again within seconds:
+        ``wait`` until it has (the worker's retention otherwise just retries at its next check)."""
+        if not self.manages_users():
+            return
+        if database not in self.retention_databases() or not (self.home / RETENTION_FILE).exists():
+            db = connect(self.settings.as_account(clickhouse="admin"), database="system")
+            try:
+                existing = {str(r[0]) for r in db.execute("SELECT name FROM system.databases")}
+            finally:
+                db.close()
+            self.write_users((self.retention_databases() & existing) | {database})
+        if wait:
+            wait_until(lambda: self._can_use(database), timeout=30, what=f"retention account let into {database}")
+
+    def _can_use(self, database: str) -> bool:
+        db = connect(self.settings.as_account(clickhouse="retention"), database=database)
+        try:
+            db.execute("SELECT 1")
+            return True
+        finally:
+            db.close()
+
+    def admin_ready(self) -> bool:
+        """The admin account authenticates (users.xml read by the server)."""
+        db = connect(self.settings.as_account(clickhouse="admin"), database="system")
+        try:
+            db.execute("SELECT 1")
+            return True
+        finally:
+            db.close()
 
     def start(self, *, timeout: float = 60) -> int | None:
         pid = self.procs.pid(NAME)
+        if lax_umask(self.server_pid()):
+            logger.warning("our ClickHouse (pid %s) writes files others may read: restarting it", pid)
+            self.stop()
+            pid = None
         if pid is None and port_open(self.host, self.settings.clickhouse_port):
             logger.info("ClickHouse already listening on %s:%s (not ours); using it",
                         self.host, self.settings.clickhouse_port)
             return None
+        if pid is not None:
+            # Ours and running (maybe an install from before the accounts): its users.xml is rewritten
+            # and the server picks it up by itself.
+            self.write_users()
+            secretstore.restrict_tree(self.home)
         if pid is None:
             binary = server_binary()
             if binary is None:
@@ -80,6 +151,7 @@ class ClickHouseNode:
             config = self.configure()
             pid = self.procs.start(NAME, [*binary, f"--config-file={config}"], cwd=self.home)
         wait_until(self.ready, timeout=timeout, what=f"ClickHouse on {self.host}:{self.settings.clickhouse_port}")
+        wait_until(self.admin_ready, timeout=timeout, what="ClickHouse admin account")
         return pid
 
     def ready(self) -> bool:
@@ -105,20 +177,30 @@ class ClickHouseNode:
         return children[0] if children else pid
 
 
-def ensure_database(settings: CommonSettings) -> DriverDatabase:
-    """Create the configured database if missing and apply the migrations; return a client on it."""
-    bootstrap = connect(settings, database="default")
+def _write_private(path: Path, text: str) -> None:
+    with secretstore.private_umask():
+        path.write_text(text)
+    path.chmod(0o600)
+
+
+def ensure_database(settings: CommonSettings, *, wait_for_accounts: bool = False) -> DriverDatabase:
+    """Create the configured database if missing and apply the migrations (as the admin); return an
+    admin client on it. The retention account is let into it (never into its audit database);
+    ``wait_for_accounts``: until the server has read that change."""
+    admin = settings.as_account(clickhouse="admin")
+    bootstrap = connect(admin, database="system")
     try:
         bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {settings.clickhouse_database}")
     finally:
         bootstrap.close()
-    db = connect(settings)
+    db = connect(admin)
     apply_migrations(db)
+    ClickHouseNode(settings).allow_retention(settings.clickhouse_database, wait=wait_for_accounts)
     return db
 
 
 def server_version(settings: CommonSettings) -> str:
-    db = connect(settings, database="default")
+    db = connect(settings.as_account(clickhouse="admin"), database="system")
     try:
         return str(db.execute("SELECT version()")[0][0])
     finally:
