@@ -1,15 +1,17 @@
 """Where each ward health center receives its alerts: URL and signing secret, in ClickHouse.
 
 The secret is stored encrypted (Fernet, ``fernet:`` + token) with the installation's webhook key:
-``ALERTS_WEBHOOK_KEY`` if set, else the key file ``<data_dir>/secrets/webhook.key`` (0600 in a 0700
-folder), which the first ``truyvet webhook set`` creates. A secret stored in clear by an older version
+``ALERTS_WEBHOOK_KEY`` (a Fernet key) if set, else one derived from the installation's secret
+``<data_dir>/secrets/webhook_key`` (truyvet/secretstore.py: 0600 in a 0700 folder), which the first
+``truyvet webhook set`` makes. A secret stored in clear by an older version
 is still read (set the webhook again to encrypt it). Rotating the key: set every webhook again with the
 new key (``truyvet webhook set`` re-encrypts); secrets sealed with the old key then no longer decrypt.
 """
 
 from __future__ import annotations
 
-import os
+import base64
+import hashlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from streams.alerting.settings import AlertSettings, get_settings
 from streams.alerting.targets import check_url
 from truyvet.exceptions import ConfigError
 from truyvet.schema.db import Database
+from truyvet.secretstore import ensure_secret, read_secret, secrets_dir
 
 SEALED = "fernet:"
 
@@ -37,8 +40,11 @@ class Webhook:
     secret: str
 
 
+WEBHOOK_KEY = "webhook_key"  # the installation secret's file name under <data_dir>/secrets
+
+
 def key_file(settings: AlertSettings) -> Path:
-    return settings.data_dir / "secrets" / "webhook.key"
+    return secrets_dir(settings.data_dir) / WEBHOOK_KEY
 
 
 def cipher(settings: AlertSettings | None = None, *, create: bool = False) -> Fernet:
@@ -50,16 +56,11 @@ def cipher(settings: AlertSettings | None = None, *, create: bool = False) -> Fe
     if settings.webhook_key is not None:
         raw = settings.webhook_key.get_secret_value().encode()
     else:
-        path = key_file(settings)
-        if not path.exists() and create:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(Fernet.generate_key())
-        if not path.exists():
-            raise ConfigError(f"no webhook key: set ALERTS_WEBHOOK_KEY or create {path} "
-                              "(`truyvet webhook set` creates it)")
-        raw = path.read_bytes().strip()
+        secret = (ensure_secret if create else read_secret)(settings.data_dir, WEBHOOK_KEY)
+        if not secret:
+            raise ConfigError(f"no webhook key: set ALERTS_WEBHOOK_KEY or make {key_file(settings)} "
+                              "(`truyvet webhook set` makes it)")
+        raw = base64.urlsafe_b64encode(hashlib.sha256(b"webhook-secrets:" + secret.encode()).digest())
     try:
         return Fernet(raw)
     except ValueError as exc:

@@ -110,10 +110,9 @@ def _webhook_cli(*args: str, stdin: str = "", **env: str) -> subprocess.Complete
 def test_the_cli_refuses_private_urls_and_secrets_in_argv_and_stores_secrets_encrypted(db, tmp_path) -> None:  # noqa: ANN001
     strict = {"ALERTS_WEBHOOK_ALLOW_PRIVATE": "0"}
     secret = f"s-{uuid.uuid4().hex}"
-    for url in ("http://127.0.0.1:8123/?query=x", "http://localhost:9000/", "http://169.254.169.254/latest",
-                "http://[::1]/x", "http://10.0.0.5/hook"):
-        done = _webhook_cli("--ward", "01840", url, stdin=secret, **strict)
-        assert done.returncode == 2 and "non-public" in done.stderr, (url, done.stderr)
+    # Each kind of address is refused by the same check (tests/unit/alerts/test_targets.py); here the command.
+    done = _webhook_cli("--ward", "01840", "http://localhost:8123/?query=x", stdin=secret, **strict)
+    assert done.returncode == 2 and "non-public" in done.stderr, done.stderr
     done = _webhook_cli("--ward", "01840", "http://127.0.0.1:1/hook", secret)
     assert done.returncode == 2 and "unexpected extra argument" in done.stderr.lower(), done.stderr
 
@@ -129,5 +128,3 @@ def test_the_cli_refuses_private_urls_and_secrets_in_argv_and_stores_secrets_enc
     done = _webhook_cli("--ward", ward, "http://127.0.0.1:1/from-file", "--secret-file", str(path))
     assert done.returncode == 0, done.stderr
     assert (webhooks(db)[ward].url, webhooks(db)[ward].secret) == ("http://127.0.0.1:1/from-file", secret[::-1])
-    done = _webhook_cli("--ward", ward, "http://127.0.0.1:1/x", stdin="short")
-    assert done.returncode == 2 and "at least 16" in done.stderr

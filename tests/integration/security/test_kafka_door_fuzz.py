@@ -25,13 +25,15 @@ from streams.store import JSON, ChangelogStore
 from streams.visit_batch import VisitBatch
 from truyvet.auth import Role
 from truyvet.events import Topics
+from truyvet.kafka_clients import client_kwargs
 from truyvet.scan import parse_scan
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-JUNK = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False),
-                 st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+INTS = st.integers(-(2**63), 2**63 - 1)  # what JSON encoders write
+JUNK = st.one_of(st.none(), st.booleans(), INTS, st.floats(allow_nan=False),
+                 st.lists(INTS, max_size=2), st.dictionaries(st.text(max_size=3), INTS, max_size=2),
                  st.text(max_size=12))
 # Times well inside or well outside the accepted range: no verdict can change while the test runs.
 TIMES = st.sampled_from([(NOW - timedelta(hours=1)).isoformat(),
@@ -41,7 +43,7 @@ TIMES = st.sampled_from([(NOW - timedelta(hours=1)).isoformat(),
                          "yesterday", (NOW - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S")])
 IDS = st.one_of(st.sampled_from(["p1", "001099012345", "123456789", "a" * 65, "", "p 1", "１２３"]),
                 st.from_regex(r"[A-Za-z0-9_-]{1,70}", fullmatch=True))
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+JSON_VALUES = st.recursive(st.none() | st.booleans() | INTS | st.text(max_size=8),
                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
                                                                                        max_size=3), max_leaves=12)
 
@@ -83,9 +85,9 @@ def door(services, token) -> dict[str, Any]:  # noqa: ANN001
                       json={"name": "Bến xe", "category": "bus_station", "ward_code": "01843"})
     venue = r.json()["venue_id"]
     s = services.settings
-    producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all")
-    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=s.kafka_bootstrap, enable_auto_commit=False)
+    producer = KafkaProducer(**client_kwargs(s), acks="all")
+    admin = KafkaAdminClient(**client_kwargs(s))
+    consumer = KafkaConsumer(**client_kwargs(s), enable_auto_commit=False)
     dlq = s.topic(Topics.SCANS_DLQ)
     consumer.assign([TopicPartition(dlq, p) for p in consumer.partitions_for_topic(dlq) or ()])
     consumer.seek_to_beginning()

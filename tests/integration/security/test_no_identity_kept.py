@@ -13,6 +13,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from truyvet.auth import Role
+from truyvet.kafka_clients import client_kwargs
 
 
 def _card(marker: str) -> tuple[str, tuple[str, ...]]:
@@ -40,7 +41,7 @@ def test_dead_letters_keep_no_card_text_under_any_key(services) -> None:  # noqa
         f"not json {marker}\n{card}".encode(),
     ]
     settings = services.settings
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**client_kwargs(settings), acks="all")
     try:
         for value in records:
             producer.send(settings.topic("scans"), value=value, key=b"k")
@@ -57,7 +58,7 @@ def test_dead_letters_keep_no_card_text_under_any_key(services) -> None:  # noqa
 
 
 def _dead_letters(settings, marker: str, count: int) -> list[dict[str, object]]:  # noqa: ANN001
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
     found: list[dict[str, object]] = []
     deadline = time.monotonic() + 60
     try:
