@@ -9,20 +9,19 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from click.testing import CliRunner, Result
 
+from streams.alerting.cli import webhook
+from streams.alerting.settings import get_settings
 from streams.alerting.webhooks import SEALED, set_webhook, webhooks
 from tests.integration.alerts.receiver import Receiver, wait_for
 from tests.integration.alerts.test_dispatcher_budget import _alert, _send, own  # noqa: F401 - the fixture
 from truyvet.events import Topics
-from truyvet.settings import PROJECT_ROOT
 from truyvet.stack.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -102,9 +101,13 @@ def test_loopback_targets_are_refused_at_delivery_after_resolution(own, db) -> N
         receiver.stop()
 
 
-def _webhook_cli(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "truyvet.cli", "webhook", "set", *args], input=stdin, text=True,
-                          capture_output=True, env={**os.environ, **env}, cwd=PROJECT_ROOT, timeout=120, check=False)
+def _webhook_cli(*args: str, stdin: str = "", **env: str) -> Result:
+    """``truyvet webhook set ARGS`` run in this process (the real command, its own settings from ``env``)."""
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(webhook, ["set", *args], input=stdin, env=env)
+    finally:
+        get_settings.cache_clear()
 
 
 def test_the_cli_refuses_private_urls_and_secrets_in_argv_and_stores_secrets_encrypted(db, tmp_path) -> None:  # noqa: ANN001
@@ -112,13 +115,13 @@ def test_the_cli_refuses_private_urls_and_secrets_in_argv_and_stores_secrets_enc
     secret = f"s-{uuid.uuid4().hex}"
     # Each kind of address is refused by the same check (tests/unit/alerts/test_targets.py); here the command.
     done = _webhook_cli("--ward", "01840", "http://localhost:8123/?query=x", stdin=secret, **strict)
-    assert done.returncode == 2 and "non-public" in done.stderr, done.stderr
+    assert done.exit_code == 2 and "non-public" in done.output, done.output
     done = _webhook_cli("--ward", "01840", "http://127.0.0.1:1/hook", secret)
-    assert done.returncode == 2 and "unexpected extra argument" in done.stderr.lower(), done.stderr
+    assert done.exit_code == 2 and "unexpected extra argument" in done.output.lower(), done.output
 
     ward = "01843"
     done = _webhook_cli("--ward", ward, "http://127.0.0.1:1/from-stdin", stdin=secret + "\n")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.output
     stored = db.execute("SELECT secret FROM ward_webhooks FINAL WHERE ward_code = %(w)s", {"w": ward})[0][0]
     assert stored.startswith(SEALED) and secret not in stored
     assert webhooks(db)[ward].secret == secret
@@ -126,5 +129,5 @@ def test_the_cli_refuses_private_urls_and_secrets_in_argv_and_stores_secrets_enc
     path = tmp_path / "secret"
     path.write_text(secret[::-1])
     done = _webhook_cli("--ward", ward, "http://127.0.0.1:1/from-file", "--secret-file", str(path))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.output
     assert (webhooks(db)[ward].url, webhooks(db)[ward].secret) == ("http://127.0.0.1:1/from-file", secret[::-1])

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 import uuid
@@ -20,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 
 from truyvet.auth import (
     CACHE_SECONDS,
@@ -30,6 +29,7 @@ from truyvet.auth import (
     hash_token,
     parse_lifetime,
 )
+from truyvet.cli.token import token as token_command
 from truyvet.settings import PROJECT_ROOT
 from truyvet.stack.processes import free_port, wait_until
 from truyvet.stack.services import http_ok
@@ -134,17 +134,17 @@ def test_the_token_cache_is_bounded(db) -> None:  # noqa: ANN001
     assert store.lookup(known) is not None
 
 
-def _truyvet(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "truyvet.cli", *args], capture_output=True, text=True,
-                          env=dict(os.environ), cwd=PROJECT_ROOT, timeout=120, check=False)
+def _truyvet(*args: str) -> Result:
+    """``truyvet token ARGS``, the real command, run in this process."""
+    return CliRunner().invoke(token_command, list(args[1:]))
 
 
 def test_tokens_expire_by_default_and_with_expires(services, db, http: httpx.Client) -> None:  # noqa: ANN001
     before = datetime.now(UTC).replace(microsecond=0)
     default = create_token(db, role=Role.viewer, name="expiry")
     made = _truyvet("token", "create", "--role", "viewer", "--name", "short", "--expires", "1m")
-    assert made.returncode == 0, made.stderr
-    short = made.stdout.strip().splitlines()[-1]
+    assert made.exit_code == 0, made.output
+    short = made.output.strip().splitlines()[-1]
     expiry = dict(db.execute("SELECT token_hash, expires_at FROM api_token_expiry FINAL WHERE token_hash IN %(h)s",
                              {"h": (hash_token(default), hash_token(short))}))
     at = {k: v.replace(tzinfo=UTC) for k, v in expiry.items()}
@@ -152,7 +152,7 @@ def test_tokens_expire_by_default_and_with_expires(services, db, http: httpx.Cli
                                                                                                minutes=1)
     assert timedelta(seconds=60) <= at[hash_token(short)] - before <= timedelta(seconds=120)
     refused = _truyvet("token", "create", "--role", "viewer", "--expires", "400d")
-    assert refused.returncode == 2 and "--expires" in refused.stderr, refused.stderr
+    assert refused.exit_code == 2 and "--expires" in refused.output, refused.output
     for bad in ("0d", "400d", "soon", "-5m", "5", "１d"):
         with pytest.raises(ValueError, match="--expires"):
             parse_lifetime(bad)
@@ -174,7 +174,7 @@ def test_a_revoked_token_stops_working_within_the_cache_bound(services, db, http
     url = f"{services.trace_url}/v1/reports/coverage"
     assert http.get(url, headers=_bearer(value)).status_code == 200  # now cached by the service
     revoked = _truyvet("token", "revoke", value[:10])
-    assert revoked.returncode == 0 and "revoked 1 token" in revoked.stdout
+    assert revoked.exit_code == 0 and "revoked 1 token" in revoked.output
     deadline = time.monotonic() + CACHE_SECONDS + 2  # the stated bound, plus the request's own time
     status = 200
     while status != 401 and time.monotonic() < deadline:
