@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from truyvet.events import Category
+from truyvet.secretstore import qr_keys_dir
 from truyvet.settings import CommonSettings
 from truyvet.stack.kafka_accounts import APP_ID_PREFIX
 
@@ -34,12 +36,29 @@ class StreamsSettings(CommonSettings):
     sink_flush_seconds: float = Field(0.5, gt=0)
     sink_max_backoff_seconds: float = Field(30.0, gt=0)
     retention_check_seconds: float = Field(3600.0, gt=0)
+    # Retention of personal and case records (issue 14; streams/retention.py, README "Retention"), in days.
+    retention_person_details_days: int = Field(28, ge=1)  # since the details were last read from a card
+    retention_phones_days: int = Field(60, ge=1)  # since the phone was given or changed
+    retention_citizens_days: int = Field(365, ge=1)  # since the app registered (it registers again)
+    retention_cases_days: int = Field(90, ge=1)  # since the case's infectious_to
+    retention_alerts_days: int = Field(90, ge=1)  # since the alert was raised
+    retention_follow_ups_days: int = Field(90, ge=1)  # since the record was made
+    retention_audit_days: int = Field(730, ge=31)  # whole months older than this are dropped
     # A worker that died (kill -9) holds its partitions until its session expires: keep it short.
     session_timeout_seconds: float = Field(10.0, ge=6)
     # How often the matcher's stores drop windows and remembered alerts past their follow-up.
     matching_sweep_seconds: float = Field(600.0, gt=0)
     # A consumer with records waiting and no commit for this long is reported stalled (/healthz 503).
     stall_seconds: float = Field(120.0, gt=0)
+
+    # Where ingest keeps the QR signing keys (STREAMS_QR_KEYS_DIR, else ingest's own INGEST_QR_KEYS_DIR, else
+    # the secrets folder's qr-keys): the worker reads their public halves to check printed personal cards sent
+    # straight to Kafka (issue 15).
+    qr_keys_dir: Path | None = Field(None, validation_alias=AliasChoices("streams_qr_keys_dir", "ingest_qr_keys_dir"))
+
+    @property
+    def card_keys_dir(self) -> Path:
+        return self.qr_keys_dir or qr_keys_dir(self.data_dir)
 
     @field_validator("app_id")
     @classmethod

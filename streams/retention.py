@@ -1,4 +1,6 @@
-"""Retention: visits older than the retention period go by whole daily partitions (DROP PARTITION).
+"""Retention: visits (and health declarations) older than the retention period go by whole daily partitions
+(DROP PARTITION); personal details, phones, citizens, cases, alerts, follow-ups and the audit log by their
+own rules (:func:`sweep`).
 
 Both visit tables are partitioned by ``toYYYYMMDD(t_in)``; a day is dropped once all of it is older
 than the retention period (the partition of the day exactly ``retention_days`` ago is kept). The
@@ -8,15 +10,19 @@ worker runs :func:`drop_expired` as a leader-only timer (``STREAMS_RETENTION_CHE
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from streams.config import StreamsSettings
 from truyvet.schema import connect
 from truyvet.schema.db import Database
 from truyvet.settings import CommonSettings
+from truyvet.stack.clickhouse_users import audit_database
 
 logger = logging.getLogger(__name__)
 
-TABLES = ("visits", "visits_by_venue")
+TABLES = ("visits", "visits_by_venue", "declarations")  # declarations: issue 15, same retention
+AUDIT = "audit_log"
 
 
 def expired_partitions(
@@ -47,5 +53,84 @@ def drop_expired(settings: CommonSettings, *, today: datetime | None = None) -> 
     db = connect(settings.as_account(clickhouse="retention"))
     try:
         return drop_expired_in(db, retention_days=settings.retention_days, today=today)
+    finally:
+        db.close()
+
+
+# -- records of persons, cases and alerts (issue 14) ---------------------------------------------------
+@dataclass(frozen=True)
+class Rule:
+    """Rows of ``table`` whose ``column`` (a time) is older than ``days`` are deleted."""
+
+    table: str
+    column: str
+    days: int
+
+
+def rules(settings: StreamsSettings, *, audit: bool = True) -> list[Rule]:
+    """Each store's retention (README, "Retention"); the audit log goes by whole monthly partitions.
+
+    :param audit: include the audit log (only an admin account reaches its database; the worker's
+        retention account does not, so the worker leaves it to ``truyvet retention run``).
+    """
+    s = settings
+    found = [Rule("person_details", "updated_at", s.retention_person_details_days),
+             Rule("person_contacts", "updated_at", s.retention_phones_days),
+             Rule("citizens", "created_at", s.retention_citizens_days),
+             Rule("cases", "infectious_to", s.retention_cases_days),
+             Rule("alerts", "created_at", s.retention_alerts_days),
+             Rule("follow_ups", "created_at", s.retention_follow_ups_days)]
+    return found + [Rule(AUDIT, "at", s.retention_audit_days)] if audit else found
+
+
+def expired_months(partitions: list[str], *, cutoff: datetime) -> list[str]:
+    """``YYYYMM`` partitions whose whole month lies before ``cutoff``."""
+    out = []
+    for p in partitions:
+        if len(p) == 6 and p.isdigit():
+            year, month = int(p[:4]), int(p[4:])
+            after = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)  # the next month's first day
+            if after <= cutoff:
+                out.append(p)
+    return out
+
+
+def sweep_in(db: Database, rule_list: list[Rule], *, now: datetime | None = None) -> dict[str, int]:
+    """Delete what each rule says has expired; return the rows (or for the audit log: months) removed.
+
+    ClickHouse 18.16 has no TTL: rows go by ``ALTER TABLE ... DELETE`` (a mutation the server applies in
+    the background, issued only when there is something to delete) and the audit log by
+    ``DROP PARTITION`` of months entirely older than its retention (it is partitioned by month and is
+    never otherwise altered; it lives in ``<database>_audit``, migration 0070).
+    """
+    at = now or datetime.now(UTC)
+    removed: dict[str, int] = {}
+    for rule in rule_list:
+        cutoff = (at - timedelta(days=rule.days)).replace(microsecond=0)
+        if rule.table == AUDIT:
+            audit_db = audit_database(db.name)
+            parts = db.execute("SELECT DISTINCT partition FROM system.parts WHERE database = %(db)s AND active "
+                               "AND table = 'audit_log'", {"db": audit_db})
+            months = expired_months(sorted(str(p[0]).strip("'") for p in parts), cutoff=cutoff)
+            for month in months:
+                db.execute(f"ALTER TABLE {audit_db}.audit_log DROP PARTITION {int(month)}")
+                logger.info("retention: dropped audit_log month %s", month)
+            removed[rule.table] = len(months)
+            continue
+        count = int(db.execute(f"SELECT count() FROM {rule.table} WHERE {rule.column} < %(cutoff)s",
+                               {"cutoff": cutoff})[0][0])
+        if count:
+            db.execute(f"ALTER TABLE {rule.table} DELETE WHERE {rule.column} < %(cutoff)s", {"cutoff": cutoff})
+            logger.info("retention: deleting %d rows of %s older than %s", count, rule.table, cutoff)
+        removed[rule.table] = count
+    return removed
+
+
+def sweep(settings: StreamsSettings, *, now: datetime | None = None, audit: bool = False) -> dict[str, int]:
+    """The worker's sweep runs as the retention account (not the audit log); ``truyvet retention run`` as
+    the operator's admin account, the audit log included (``audit=True``)."""
+    db = connect(settings if audit else settings.as_account(clickhouse="retention"))
+    try:
+        return sweep_in(db, rules(settings, audit=audit), now=now)
     finally:
         db.close()

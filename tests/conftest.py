@@ -29,6 +29,7 @@ os.environ.setdefault("ALERTS_WEBHOOK_ALLOW_PRIVATE", "1")
 
 from truyvet.auth import Role, create_token  # noqa: E402
 from truyvet.schema.db import DriverDatabase  # noqa: E402
+from truyvet.schema.migrate import drop_database  # noqa: E402
 from truyvet.settings import PROJECT_ROOT, CommonSettings  # noqa: E402
 from truyvet.stack.processes import ProcessDir, free_port, wait_until  # noqa: E402
 from truyvet.stack.services import Stack, app_services, http_ok  # noqa: E402
@@ -54,7 +55,7 @@ def infra() -> Iterator[CommonSettings]:
 
     db = connect(settings, database="default")
     try:
-        db.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+        drop_database(db, settings.clickhouse_database)
     finally:
         db.close()
 

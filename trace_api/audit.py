@@ -45,6 +45,12 @@ AUDIT_READ = "audit.read"
 ALERTS_READ = "alerts.read"
 CONFLICTS_READ = "person.conflicts_read"
 CASES_LIST = "cases.list"
+# Issue 14: follow-up lists, phones, erasure.
+FOLLOWUP_LIST = "followup.list"
+FOLLOWUP_UPDATE = "followup.update"
+FOLLOWUP_CASE = "followup.register_case"
+PHONE_READ = "person.phone_read"
+PERSON_ERASE = "person.erase"
 
 
 def audit_table(db: Database) -> str:

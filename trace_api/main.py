@@ -11,10 +11,14 @@ from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
 import trace_api.routes.alerts as alerts  # issue 6
+import trace_api.routes.compliance as compliance  # issue 15
+import trace_api.routes.declarations as declarations  # issue 15
 from trace_api import limits
 from trace_api.config import get_settings
 from trace_api.routes import audit as audit_routes
 from trace_api.routes import cases, dashboard, persons, reports
+from trace_api.routes import citizens as citizen_routes  # issue 14
+from trace_api.routes import followups as followup_routes  # issue 14
 from truyvet import openapi
 from truyvet.auth import TokenStore
 from truyvet.guard import RequestGuard
@@ -53,3 +57,7 @@ app.include_router(persons.router)
 app.include_router(audit_routes.router)
 app.include_router(reports.router)
 app.include_router(dashboard.router)
+app.include_router(compliance.router)  # issue 15
+app.include_router(declarations.router)  # issue 15
+app.include_router(followup_routes.router)  # issue 14
+app.include_router(citizen_routes.router)  # issue 14

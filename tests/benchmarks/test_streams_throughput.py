@@ -40,6 +40,7 @@ from tests.unit.streams.scenarios import generate, make_venues, scan_json
 from truyvet.events import Topics
 from truyvet.kafka_clients import client_kwargs
 from truyvet.schema import connect
+from truyvet.schema.migrate import drop_database
 from truyvet.settings import CommonSettings
 from truyvet.stack.clickhouse import ensure_database
 from truyvet.stack.processes import wait_until
@@ -166,7 +167,7 @@ def test_streams_throughput() -> None:
     finally:
         p.stop_all()
         db = connect(base, database="default")
-        db.execute(f"DROP DATABASE IF EXISTS {p.database}")
+        drop_database(db, p.database)
         db.close()
 
     n = len(scans)

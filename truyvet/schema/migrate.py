@@ -49,6 +49,13 @@ def render_statement(statement: str, database: str) -> str:
     return statement.replace("{audit_database}", f"{database}_audit")
 
 
+def drop_database(db: Database, name: str) -> None:
+    """Drop a database and its audit database (tests and benchmarks clean up with this); the audit one
+    first: a chdb client names its own database before every statement."""
+    db.execute(f"DROP DATABASE IF EXISTS {name}_audit")
+    db.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
 def apply_migrations(db: Database) -> list[Migration]:
     """Apply what is not yet recorded in ``schema_migrations``; return what was applied."""
     db.execute(

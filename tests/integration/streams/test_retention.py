@@ -12,6 +12,7 @@ from streams.retention import drop_expired_in
 from streams.sink import VISIT_COLUMNS
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import ChdbDatabase, Database
+from truyvet.schema.migrate import drop_database
 from truyvet.settings import CommonSettings
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,7 @@ def fresh_db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  #
         chdb = ChdbDatabase(database=name)
         apply_migrations(chdb)
         yield chdb
-        chdb.execute(f"DROP DATABASE IF EXISTS {name}")
+        drop_database(chdb, name)
         return
     infra: CommonSettings = request.getfixturevalue("infra")
     boot = connect(infra, database="default")
@@ -36,7 +37,7 @@ def fresh_db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  #
         yield db
     finally:
         db.close()
-        boot.execute(f"DROP DATABASE IF EXISTS {name}")
+        drop_database(boot, name)
         boot.close()
 
 

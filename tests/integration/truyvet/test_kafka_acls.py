@@ -33,7 +33,8 @@ def test_a_device_account_writes_scans_but_not_alerts(infra: CommonSettings, tmp
 
 
 def test_service_accounts_write_only_their_topics(infra: CommonSettings) -> None:
-    cases = [("dispatcher", Topics.SCANS), ("ingest", Topics.ALERTS), ("trace", Topics.SCANS),
+    # ingest writes alerts since issue 15 (health declarations), not traced persons
+    cases = [("dispatcher", Topics.SCANS), ("ingest", Topics.TRACED), ("trace", Topics.SCANS),
              ("worker", Topics.VENUES), ("device", Topics.ALERTS)]
     for account, topic in cases:
         producer = KafkaProducer(**client_kwargs(infra.as_account(kafka=account)), max_block_ms=10_000)

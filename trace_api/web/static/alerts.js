@@ -6,7 +6,7 @@
   const $ = id => document.getElementById(id);
   const POLL_MS = 3000;
   const DELIVERY = { pending: "chờ gửi", retrying: "đang thử lại", delivered: "đã gửi",
-                     dead_lettered: "gửi thất bại" };
+                     failed: "gửi thất bại", dead_lettered: "gửi thất bại" };
   const seen = new Set();
   let places = { venues: {}, wards: {} };
   try { places = await TV.api("/v1/dashboard/places", { json: { venue_ids: [] } }); } catch (_) { /* labels only */ }
@@ -53,16 +53,23 @@
       const isNew = !seen.has(a.alert_id) && !firstRun;
       seen.add(a.alert_id);
       const d = a.delivery || {};
-      tbody.appendChild(TV.el("tr", { class: "alert" + (isNew ? " new" : ""), "data-alert-id": a.alert_id },
+      const declared = a.kind === "declaration";  // issue 15: a health declaration that needs a call
+      tbody.appendChild(TV.el("tr", { class: "alert" + (isNew ? " new" : ""), "data-alert-id": a.alert_id,
+                                      "data-kind": a.kind || "contact" },
         TV.el("td", {}, TV.dateTime(a.created_at)),
-        TV.el("td", {}, TV.el("span", { class: "badge f" + a.generation }, "F" + a.generation)),
-        TV.el("td", {}, a.person_id), TV.el("td", {}, a.case_id),
+        TV.el("td", {}, declared ? TV.el("span", { class: "badge declaration" }, "Khai báo y tế")
+                                 : TV.el("span", { class: "badge f" + a.generation }, "F" + a.generation)),
+        TV.el("td", {}, a.person_id), TV.el("td", {}, declared ? "—" : a.case_id),
         TV.el("td", {}, places.wards[a.ward_code] || a.ward_code),
         TV.el("td", {}, (places.venues[a.venue_id] || {}).name || a.venue_id),
         TV.el("td", { class: "delivery " + (d.status || "") },
               d.status ? `${DELIVERY[d.status] || d.status} (${d.attempts || 0} lần)` : "—")));
     }
     $("alert-count").textContent = alerts.length;
+    // Not delivered to the ward's webhook (none set, or down): still listed here; `truyvet alerts resend`.
+    const undelivered = alerts.filter(a => (a.delivery || {}).status !== "delivered").length;
+    $("undelivered-count").textContent = undelivered;
+    $("undelivered-note").hidden = undelivered === 0;
   }
 
   poll();
