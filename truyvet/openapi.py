@@ -42,8 +42,9 @@ def install(app: FastAPI, models: Sequence[type[BaseModel]] = ()) -> None:
             for op in operations.values():
                 responses = op.setdefault("responses", {})
                 wanted = dict(ERRORS) if path.startswith("/v1/") else {}
-                if "{" in path:
+                if "{" in path or op.get("parameters"):  # an id in the path or a query may name nothing
                     wanted["404"] = "Not found"
+                _document_exports(op)
                 if "422" in responses or op.get("parameters") or op.get("requestBody"):
                     wanted.setdefault("422", ERRORS["422"])
                 if op.get("requestBody"):
@@ -58,3 +59,26 @@ def install(app: FastAPI, models: Sequence[type[BaseModel]] = ()) -> None:
         return spec
 
     app.openapi = build  # type: ignore[method-assign]
+
+
+# What a ``format`` query parameter's values answer (exports: trace_api/export.py).
+EXPORT_TYPES = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "pdf": "application/pdf"}
+
+
+def _document_exports(op: dict[str, Any]) -> None:
+    """An operation with a ``format`` parameter (json|csv|xlsx) answers those content types too: the
+    success response says so, whichever router declared it."""
+    values: set[str] = set()
+    for param in op.get("parameters", ()):
+        if param.get("name") != "format" or param.get("in") != "query":
+            continue
+        schema = param.get("schema", {})
+        for option in [schema, *schema.get("anyOf", [])]:
+            values.update(str(v) for v in option.get("enum", ()))
+            values.update(v for v in EXPORT_TYPES if v in str(option.get("pattern", "")))
+    for status, response in op.get("responses", {}).items():
+        if status.startswith("2"):
+            content = response.setdefault("content", {})
+            for value in sorted(values & EXPORT_TYPES.keys()):
+                content.setdefault(EXPORT_TYPES[value], {"schema": {"type": "string"}})

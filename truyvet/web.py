@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 
@@ -92,6 +93,13 @@ def install_health_and_metrics(app: FastAPI, health: Callable[[], dict[str, obje
     def metrics() -> PlainTextResponse:
         """Prometheus metrics."""
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def attachment(filename: str) -> dict[str, str]:
+    """The ``Content-Disposition`` header of a download named ``filename``, which may hold request text (a
+    ward code, a case id): only ``[A-Za-z0-9._-]`` are kept, so no header can break or carry a quote."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[:120] or "download"
+    return {"Content-Disposition": f'attachment; filename="{safe}"'}
 
 
 def bearer_token(request: Request) -> str:

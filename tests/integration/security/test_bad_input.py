@@ -44,3 +44,11 @@ def test_a_batch_with_odd_directions_and_years_rejects_items_never_the_batch(ser
     r = http.post(f"{services.ingest_url}/v1/scans/batch", headers=token(Role.device), json=items)
     assert r.status_code == 202, r.text
     assert r.json()["accepted"] == 1 and [x["index"] for x in r.json()["rejected"]] == [0, 1, 2, 3]
+
+
+def test_request_text_in_a_download_name_never_breaks_the_answer(services, token, http: httpx.Client) -> None:  # noqa: ANN001
+    """Found by the schemathesis run: a ward code outside Latin-1 in an export's file name was a 500."""
+    r = http.get(f"{services.trace_url}/v1/reports/compliance", headers=token(Role.admin),
+                 params={"format": "csv", "ward_code": 'j\U000a47c8";x=1'})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-disposition"].startswith('attachment; filename="tuan-thu-j___x_1-')
