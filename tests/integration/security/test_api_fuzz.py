@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 
 from truyvet.auth import Role
 
-EXAMPLES = 12
+EXAMPLES = 25
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
