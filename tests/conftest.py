@@ -23,6 +23,14 @@ os.environ.setdefault("TRUYVET_CLICKHOUSE_DATABASE", f"test_{RUN_ID}")
 os.environ.setdefault("TRUYVET_ENVIRONMENT", "test")
 os.environ.setdefault("TRUYVET_PSEUDONYM_KEY", "test-pseudonym-key-" + RUN_ID)
 os.environ.setdefault("STREAMS_APP_ID", f"truyvet-test-{RUN_ID}")
+# Issue 13: webhook secrets are encrypted with this run's key; the tests' receivers listen on loopback,
+# which only this setting allows (tests/integration/alerts/test_webhook_safety.py runs without it).
+os.environ.setdefault("ALERTS_WEBHOOK_KEY", "dGVzdC13ZWJob29rLWtleS0zMi1ieXRlcy1sb25nISE=")
+os.environ.setdefault("ALERTS_WEBHOOK_ALLOW_PRIVATE", "1")
+# The suite traces hundreds of times a minute with one session token; the per-token limits themselves
+# are tested on a trace API of their own (tests/integration/security/test_http_edge.py).
+os.environ.setdefault("TRACE_TRACES_PER_MINUTE", "1000000")
+os.environ.setdefault("TRACE_PERSONAL_READS_PER_MINUTE", "1000000")
 
 from truyvet.auth import Role, create_token  # noqa: E402
 from truyvet.schema.db import DriverDatabase  # noqa: E402
