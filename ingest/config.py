@@ -16,6 +16,9 @@ class IngestSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
 
     max_batch: int = Field(10_000, ge=1)
+    # Largest request body (truyvet/guard.py): a full batch of 10,000 scans with signed venue codes and
+    # card text is about 4 MiB.
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_future_seconds: int = Field(300, ge=0)
     # How long a request waits for Kafka before answering 503; clients must wait longer than this.
     produce_timeout_seconds: float = Field(10.0, gt=0)

@@ -16,9 +16,9 @@ from starlette.datastructures import State
 from ingest.exceptions import KafkaUnavailable
 from ingest.producer import Record
 from ingest.pseudonym import CccdCard
-from ingest.ratelimit import retry_after_header
 from ingest.scans import Rejected, ScanValidator
 from truyvet.auth import Principal
+from truyvet.ratelimit import retry_after_header
 from truyvet.schema.db import DatabaseError
 from truyvet.web import ApiError
 
@@ -68,7 +68,7 @@ async def intake(state: State, items: list[Any], source: str, principal: Princip
             cards.append((result.person_id, result.card))
     if cards:
         try:
-            await run_in_threadpool(state.persons.save, cards)
+            await run_in_threadpool(lambda: state.persons.save(cards, reported_by=principal.actor))
         except DatabaseError as exc:
             logger.warning("person details not stored (%d cards): ClickHouse error code %s",
                            len(cards), exc.context.get("code"))

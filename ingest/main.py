@@ -13,18 +13,22 @@ from ingest.config import IngestSettings, get_settings
 from ingest.persons import PersonDetailsStore
 from ingest.producer import ScanProducer
 from ingest.qr import KeyRing, QrVerifier
-from ingest.ratelimit import TokenBuckets
 from ingest.records import SharedDatabase
 from ingest.routes import pages, people, scans, venues
-from ingest.scans import ScanValidator
+from ingest.scans import ScanIn, ScanValidator
 from ingest.venues import VenueStore
+from truyvet import openapi
 from truyvet.auth import TokenStore
 from truyvet.events import Topics
+from truyvet.guard import RequestGuard
 from truyvet.kafka_clients import security_options
+from truyvet.ratelimit import TokenBuckets
+from truyvet.redact import install_log_scrubber
 from truyvet.schema import connect
 from truyvet.web import install_error_handlers, install_health_and_metrics
 
 logger = logging.getLogger(__name__)
+install_log_scrubber()  # no ID number or card text in any log record of the service (issue 13)
 
 
 @asynccontextmanager
@@ -62,6 +66,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title="Truy Vết ingest API", version="1", lifespan=lifespan)
 install_error_handlers(app)
+openapi.install(app, models=[ScanIn])
+app.add_middleware(RequestGuard)  # body cap, authentication before the body (issue 13)
 install_health_and_metrics(app, lambda: {"service": "ingest", "kafka": _kafka_state()})
 
 

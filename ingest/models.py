@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from truyvet.events import Category, UtcSecond
+
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value <= LATEST:  # ClickHouse DateTime holds 1970..2105: outside is a typo, not a 503
+        raise ValueError("time must lie between 2000-01-01 and 2100-01-01")
+    return value
+
+
+Time = Annotated[UtcSecond, AfterValidator(_in_range)]
 
 
 class VenueCreate(BaseModel):
@@ -16,8 +28,8 @@ class VenueCreate(BaseModel):
     address: str = Field("", max_length=500)
     phone: str = Field("", max_length=32)
     default_stay_minutes: int | None = Field(None, ge=1, le=24 * 60)
-    valid_from: UtcSecond | None = None
-    valid_until: UtcSecond | None = None
+    valid_from: Time | None = None
+    valid_until: Time | None = None
     # The establishment on the ward's roster this venue is (GET /v1/reports/compliance gives the ids);
     # without it, venues are matched to the roster by name and address (docs/api.md, "Compliance").
     roster_id: str | None = Field(None, pattern=r"^r[0-9a-f]{15}$")

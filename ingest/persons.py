@@ -82,13 +82,25 @@ def _strip_prefix(segment: str) -> str:
     return segment
 
 
+CONFLICT_COLUMNS = ["person_id", "full_name", "birth_date", "sex", "address", "residence_ward_code",
+                    "stored_ward_code", "reported_by", "received_at"]
+
+
 class PersonDetailsStore:
-    """Writes card details (one row per pseudonym; a changed card writes a newer row)."""
+    """Writes card details: the first write of a pseudonym stands; a card that disagrees with what is stored
+    (another name, birth date, sex or address) is kept in ``person_details_conflicts`` for the health
+    center of the stored residence ward, never written over the stored details (a device replaying someone's
+    card text must not move their ward, their alerts and who may read them).
+
+    Within one process the check and the write hold a lock; two ingest processes receiving the same new
+    person's two different cards in the same instant could both write (ReplacingMergeTree then keeps one).
+    """
 
     def __init__(self, db: Database, *, units_refresh_seconds: float = 60.0) -> None:
         self._db = db
         self._lock = threading.Lock()
-        self._written: dict[str, int] = {}
+        self._stored: dict[str, tuple[str, ...]] = {}  # person -> stored details (name, birth, sex, address)
+        self._conflicts: set[tuple[str, tuple[str, ...]]] = set()  # kept already by this process
         self._matcher: WardMatcher | None = None
         self._matcher_at = 0.0
         self._refresh = units_refresh_seconds
@@ -100,27 +112,58 @@ class PersonDetailsStore:
             self._matcher_at = time.monotonic()
         return self._matcher
 
-    def save(self, cards: Sequence[tuple[str, CccdCard]]) -> int:
-        """Store ``(pseudonym, card)`` details not stored identically before; return rows written."""
+    def _stored_details(self, persons: set[str]) -> dict[str, tuple[tuple[str, ...], str]]:
+        """person -> ((name, birth, sex, address), residence ward) of those already stored."""
+        rows = self._db.execute(
+            "SELECT person_id, full_name, birth_date, sex, address, residence_ward_code FROM person_details FINAL "
+            "WHERE person_id IN %(p)s", {"p": tuple(sorted(persons))})
+        return {str(r[0]): (tuple(map(str, r[1:5])), str(r[5])) for r in rows}
+
+    def save(self, cards: Sequence[tuple[str, CccdCard]], *, reported_by: str = "") -> tuple[int, int]:
+        """Store the details of persons not stored yet; keep disagreeing cards as conflicts.
+
+        :return: (rows written, conflicts kept).
+        """
         if not cards:
-            return 0
+            return 0, 0
         now = datetime.now(UTC).replace(microsecond=0)
         with self._lock:
             wards = self._wards()
+            sent = {p: (card.full_name, card.birth_date.isoformat(), card.sex, card.address) for p, card in cards}
+            unknown = {p for p, details in sent.items() if self._stored.get(p) != details}
+            stored = self._stored_details(unknown) if unknown else {}
             rows: list[tuple[object, ...]] = []
+            conflicts: list[tuple[object, ...]] = []
             for person_id, card in cards:
-                row = (person_id, card.full_name, card.birth_date.isoformat(), card.sex, card.address,
-                       wards.ward_of(card.address), "cccd")
-                fingerprint = hash(row)
-                if self._written.get(person_id) == fingerprint:
+                details = (card.full_name, card.birth_date.isoformat(), card.sex, card.address)
+                if self._stored.get(person_id) == details:
                     continue
-                rows.append((*row, now))
-                self._written[person_id] = fingerprint
-            if len(self._written) > 1_000_000:
-                self._written.clear()
+                if person_id in stored:
+                    first, stored_ward = stored[person_id]
+                    if first == details:
+                        self._stored[person_id] = details
+                    elif (person_id, details) not in self._conflicts:
+                        self._conflicts.add((person_id, details))
+                        conflicts.append((person_id, *details, wards.ward_of(card.address), stored_ward,
+                                          reported_by, now))
+                    continue
+                # The first card of this person in this batch stands; later different ones are conflicts.
+                stored[person_id] = (details, wards.ward_of(card.address))
+                self._stored[person_id] = details
+                rows.append((person_id, *details, stored[person_id][1], "cccd", now))
+            if len(self._stored) > 1_000_000:
+                self._stored.clear()
+            if len(self._conflicts) > 100_000:
+                self._conflicts.clear()
             try:
-                return self._db.insert("person_details", COLUMNS, rows)
+                if conflicts:
+                    self._db.insert("person_details_conflicts", CONFLICT_COLUMNS, conflicts)
+                    logger.warning("%d card(s) disagree with stored personal details; kept for the health "
+                                   "center to resolve", len(conflicts))
+                return self._db.insert("person_details", COLUMNS, rows), len(conflicts)
             except Exception:
-                for written in rows:
-                    self._written.pop(str(written[0]), None)
+                for row in rows:
+                    self._stored.pop(str(row[0]), None)
+                for row in conflicts:
+                    self._conflicts.discard((str(row[0]), tuple(map(str, row[1:5]))))
                 raise

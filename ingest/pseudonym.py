@@ -10,11 +10,13 @@ import base64
 import hashlib
 import hmac
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 
-_ID = re.compile(r"^\d{12}$")
-_OLD_ID = re.compile(r"^(\d{9})?$")
+_ID = re.compile(r"^[0-9]{12}$")
+_OLD_ID = re.compile(r"^([0-9]{9})?$")
+_DATE = re.compile(r"^[0-9]{8}$")
 
 
 class CccdError(ValueError):
@@ -37,6 +39,8 @@ class CccdCard:
 
 
 def _ddmmyyyy(text: str, field: str) -> date:
+    if not _DATE.match(text):
+        raise CccdError(f"cccd_qr: {field} is not a ddmmyyyy date")
     try:
         return datetime.strptime(text, "%d%m%Y").date()
     except ValueError:
@@ -44,7 +48,9 @@ def _ddmmyyyy(text: str, field: str) -> date:
 
 
 def parse_cccd(text: str) -> CccdCard:
-    parts = text.strip().split("|")
+    """The card in ``text``, NFKC-normalised first: full-width digits and bars read as ASCII ones (one
+    card, one pseudonym); digits of other scripts are refused."""
+    parts = unicodedata.normalize("NFKC", text).strip().split("|")
     if len(parts) != 7:
         raise CccdError(f"cccd_qr: expected 7 fields separated by '|', got {len(parts)}")
     id_number, old_id, name, dob, sex, address, issued = (p.strip() for p in parts)

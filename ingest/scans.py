@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ingest.pseudonym import CccdCard, CccdError, parse_cccd, pseudonym
 from truyvet.events import Direction, PersonId, ScanEvent, UtcSecond, Venue, VenueId
+from truyvet.redact import scrub
 from truyvet.scan import canonical_scan_id, is_person_id, is_venue_id, utc_epoch
 
 
@@ -120,7 +121,8 @@ def _describe(exc: ValidationError) -> str:
     first = exc.errors(include_url=False, include_input=False)[0]
     where = ".".join(str(p) for p in first["loc"])
     message = first["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
+    # A key is part of the location: a device that sends card text as a key must not see it kept.
+    return scrub(f"{where}: {message}" if where else message)
 
 
 class ScanValidator:
@@ -155,7 +157,8 @@ class ScanValidator:
         if not isinstance(raw, dict):
             return Rejected(index, None, "scan must be a JSON object")
         given = raw.get("scan_id")
-        scan_id = str(given) if given is not None else None
+        # Echoed back to the device: whatever it sent, no card text or ID number (truyvet/redact.py).
+        scan_id = scrub(str(given))[:100] if given is not None else None
         item = _fast_fields(raw)
         if item is None:
             try:

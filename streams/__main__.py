@@ -15,6 +15,7 @@ from prometheus_client import make_wsgi_app
 
 from streams.config import get_settings
 from streams.worker import Worker, create_app, ensure_state_topics
+from truyvet.redact import install_log_scrubber
 from truyvet.stack.kafka import ensure_topics
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def serve_health(worker: Worker, host: str, port: int) -> None:
 
 
 def main() -> None:
+    install_log_scrubber()  # no ID number or card text in any log record of the worker (issue 13)
     settings = get_settings()
     ensure_topics(settings)
     ensure_state_topics(settings)

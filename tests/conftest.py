@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpcore  # noqa: F401 - imported up front, not lazily by the first httpx.Client of a test: a lazy
+import httpx  # import while test threads come and go hit CPython 3.11.7's import-lock KeyError (issue 14)
 import pytest
 
 RUN_ID = secrets.token_hex(3)
@@ -22,6 +23,14 @@ os.environ.setdefault("TRUYVET_CLICKHOUSE_DATABASE", f"test_{RUN_ID}")
 os.environ.setdefault("TRUYVET_ENVIRONMENT", "test")
 os.environ.setdefault("TRUYVET_PSEUDONYM_KEY", "test-pseudonym-key-" + RUN_ID)
 os.environ.setdefault("STREAMS_APP_ID", f"truyvet-test-{RUN_ID}")
+# Issue 13: webhook secrets are encrypted with this run's key; the tests' receivers listen on loopback,
+# which only this setting allows (tests/integration/alerts/test_webhook_safety.py runs without it).
+os.environ.setdefault("ALERTS_WEBHOOK_KEY", "dGVzdC13ZWJob29rLWtleS0zMi1ieXRlcy1sb25nISE=")
+os.environ.setdefault("ALERTS_WEBHOOK_ALLOW_PRIVATE", "1")
+# The suite traces hundreds of times a minute with one session token; the per-token limits themselves
+# are tested on a trace API of their own (tests/integration/security/test_http_edge.py).
+os.environ.setdefault("TRACE_TRACES_PER_MINUTE", "1000000")
+os.environ.setdefault("TRACE_PERSONAL_READS_PER_MINUTE", "1000000")
 
 from truyvet.auth import Role, create_token  # noqa: E402
 from truyvet.schema.db import DriverDatabase  # noqa: E402

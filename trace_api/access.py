@@ -31,6 +31,19 @@ def sees_ward(principal: Principal, ward: str) -> bool:
     return principal.role != Role.health_center or ward == principal.ward_code
 
 
+def labelled_venues(db: Database, principal: Principal, venue_ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    """Names of the venues the reader may see (``/v1/dashboard/places``): an epidemiologist all; a health
+    center those of its ward and those its ward's alerts name; a viewer (aggregate reports) none."""
+    if principal.role == Role.viewer:
+        return {}
+    labels = queries.venue_labels(db, venue_ids)
+    if principal.role != Role.health_center:
+        return labels
+    others = [v for v, (_, _, ward) in labels.items() if ward != principal.ward_code]
+    alerted = queries.alerted_venues(db, principal.ward_code, others)
+    return {v: label for v, label in labels.items() if label[2] == principal.ward_code or v in alerted}
+
+
 def contact_wards(
     db: Database, contacts: list[Contact], settings: TraceSettings | None = None
 ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:

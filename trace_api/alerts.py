@@ -82,13 +82,15 @@ def ward_of_reader(principal: Principal, ward_code: str | None) -> str | None:
 
 
 EXPORT_HEADER = ["Mã cảnh báo", "Mã ca bệnh", "Mã người", "Cấp (F)", "Mã phường/xã", "Mã địa điểm", "Tạo lúc",
-                 "Trạng thái gửi", "Số lần gửi"]
+                 "Trạng thái gửi", "Số lần gửi", "Loại cảnh báo"]
 DELIVERY_VI = {"pending": "chờ gửi", "retrying": "đang thử lại", "delivered": "đã gửi", "failed": "gửi thất bại"}
+KIND_VI = {"contact": "tiếp xúc ca bệnh", "declaration": "khai báo y tế"}
 
 
 def export_table(alerts: list[AlertPublic], ward: str | None) -> export.Table:
     """The alerts as an export (docs/api.md, "Exports": Vietnamese headers, local time)."""
     return export.Table(EXPORT_HEADER, [
         [a.alert_id, a.case_id, a.person_id, a.generation, a.ward_code, a.venue_id, export.local_time(a.created_at),
-         DELIVERY_VI.get(a.delivery.status, a.delivery.status), a.delivery.attempts] for a in alerts],
+         DELIVERY_VI.get(a.delivery.status, a.delivery.status), a.delivery.attempts,
+         KIND_VI.get(str(a.kind), str(a.kind))] for a in alerts],
         f"alerts-{ward or 'all'}")

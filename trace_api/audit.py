@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from truyvet.auth import Principal
+from truyvet.redact import scrub
 from truyvet.schema.db import Database
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ CASE_SITES = "case.exposure_sites"
 PERSON_READ = "person.read"
 PERSON_READ_DENIED = "person.read_denied"
 AUDIT_READ = "audit.read"
+ALERTS_READ = "alerts.read"
+CONFLICTS_READ = "person.conflicts_read"
+CASES_LIST = "cases.list"
 # Issue 14: follow-up lists, phones, erasure.
 FOLLOWUP_LIST = "followup.list"
 FOLLOWUP_UPDATE = "followup.update"
@@ -76,9 +80,9 @@ def record(
                 principal.ward_code,
                 action,
                 case_id,
-                orjson.dumps(params or {}, option=orjson.OPT_SORT_KEYS).decode(),
+                scrub(orjson.dumps(params or {}, option=orjson.OPT_SORT_KEYS).decode()),
                 result_count,
-                reason,
+                scrub(reason),  # free text: an ID number or card text typed here is not kept
             )
         ],
     )

@@ -126,6 +126,8 @@ def contacts(db: Database, settings: TraceSettings, principal: Principal, case_i
         if not access.sees_ward(principal, ward):
             continue
         item["ward_code"] = ward
+        if scoped and c.via_person_id and not access.sees_ward(principal, wards.get(c.via_person_id, "")):
+            item["via_person_id"] = None  # another ward's resident: not this health center's to know
         known = details.get(c.person_id)
         if personal and known and access.may_read_personal(principal, known["residence_ward_code"]):
             item["personal"] = {k: known[k] for k in PersonalDetails.model_fields}

@@ -27,6 +27,12 @@ class TraceSettings(CommonSettings):
     # Upper bound of any visit's length: max stay (12 h) or an orphan out's default stay (<= 24 h).
     max_visit_minutes: int = Field(24 * 60, ge=1)
     audit_page_limit: int = Field(1000, ge=1)
+    # Largest request body (truyvet/guard.py): the API's bodies are a case or a list of venue ids.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Per-token limits (429 + Retry-After): traces (contacts, exposure sites) and reads of personal details,
+    # per minute, bursting to the same number.
+    traces_per_minute: int = Field(120, ge=1)
+    personal_reads_per_minute: int = Field(600, ge=1)
     # Compliance (issue 15): a registered establishment with no scan in this many days up to the date is silent.
     compliance_silent_days: int = Field(3, ge=1, le=28)
     # POST /v1/citizens (no token) per client address: this many per second, bursting to citizens_burst.

@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo
 import xlsxwriter
 from fastapi.responses import Response
 
+from truyvet.web import attachment
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 BOM = "\ufeff"
@@ -114,6 +116,6 @@ def response(table: Table, fmt: str) -> Response:
     """The download in ``fmt`` (``csv`` or ``xlsx``)."""
     if fmt == "xlsx":
         return Response(xlsx_bytes(table.header, table.rows), media_type=XLSX_MEDIA,
-                        headers={"Content-Disposition": f'attachment; filename="{table.name}.xlsx"'})
+                        headers=attachment(f"{table.name}.xlsx"))
     return Response(csv_bytes(table.header, table.rows), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{table.name}.csv"'})
+                    headers=attachment(f"{table.name}.csv"))

@@ -13,17 +13,21 @@ from fastapi.responses import ORJSONResponse
 import trace_api.routes.alerts as alerts  # issue 6
 import trace_api.routes.compliance as compliance  # issue 15
 import trace_api.routes.declarations as declarations  # issue 15
-from trace_api import openapi
+from trace_api import limits
 from trace_api.config import get_settings
 from trace_api.routes import audit as audit_routes
 from trace_api.routes import cases, dashboard, persons, reports
 from trace_api.routes import citizens as citizen_routes  # issue 14
 from trace_api.routes import followups as followup_routes  # issue 14
+from truyvet import openapi
 from truyvet.auth import TokenStore
+from truyvet.guard import RequestGuard
+from truyvet.redact import install_log_scrubber
 from truyvet.schema import connect
 from truyvet.web import install_error_handlers, install_health_and_metrics
 
 logger = logging.getLogger(__name__)
+install_log_scrubber()  # no ID number or card text in any log record of the service (issue 13)
 
 
 @asynccontextmanager
@@ -31,6 +35,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.settings = settings
     app.state.tokens = TokenStore(connect(settings))
+    app.state.limits = limits.buckets(settings)
     # A depth-2 answer builds hundreds of thousands of small objects; the collector's default pace
     # re-walked the whole heap of the service several times per answer (measured: a 21,600-contact
     # answer built in 500 ms, 90 ms without collections). What exists at start-up is frozen out of
@@ -43,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="Truy Vết trace API", version="1", lifespan=lifespan,
               default_response_class=ORJSONResponse)
 install_error_handlers(app)
+app.add_middleware(RequestGuard)  # body cap, authentication before the body (issue 13)
 openapi.install(app)
 install_health_and_metrics(app, lambda: {"service": "trace"})
 app.include_router(cases.router)

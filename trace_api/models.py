@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field
 
 from truyvet.events import PersonId, UtcSecond
+from truyvet.web import ErrorDetail, ErrorOut
 
 # ClickHouse DateTime holds 1970..2105; a case or audit time outside 2000..2100 is a typo.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -21,17 +22,6 @@ def _in_range(value: datetime) -> datetime:
 
 
 Time = Annotated[UtcSecond, AfterValidator(_in_range)]
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorOut(BaseModel):
-    """The contract's error JSON: ``{"error": {"code", "message"}}``."""
-
-    error: ErrorDetail
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -80,6 +70,18 @@ class PersonalDetails(BaseModel):
 
 class PersonOut(PersonalDetails):
     person_id: str
+
+
+class DetailConflictOut(PersonOut):
+    """A card that disagreed with the stored details of ``person_id`` (the stored ones stand)."""
+
+    stored_ward_code: str
+    reported_by: str
+    received_at: datetime
+
+
+class DetailConflictsPage(BaseModel):
+    conflicts: list[DetailConflictOut]
 
 
 class ContactOut(BaseModel):
@@ -144,4 +146,4 @@ class AuditPage(BaseModel):
     entries: list[AuditEntryOut]
 
 
-__all__ = ["PersonId", "Time"]
+__all__ = ["ErrorDetail", "ErrorOut", "PersonId", "Time"]

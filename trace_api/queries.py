@@ -224,6 +224,27 @@ def venue_labels(db: Database, venue_ids: Iterable[str]) -> dict[str, tuple[str,
     return {str(v): (str(n), str(c), str(w)) for v, n, c, w in rows}
 
 
+def alerted_venues(db: Database, ward_code: str, venue_ids: Iterable[str]) -> set[str]:
+    """Those of ``venue_ids`` named by an alert addressed to ``ward_code`` (where its contacts were exposed)."""
+    ids = tuple(sorted(set(venue_ids)))
+    if not ids:
+        return set()
+    rows = db.execute("SELECT DISTINCT venue_id FROM alerts WHERE ward_code = %(w)s AND venue_id IN %(ids)s",
+                      {"w": ward_code, "ids": ids})
+    return {str(v) for (v,) in rows}
+
+
+def detail_conflicts(db: Database, ward_code: str | None, limit: int) -> list[dict[str, Any]]:
+    """Cards that disagreed with stored personal details, newest first; ``ward_code``: those where either
+    the stored residence ward or the card's is that ward (None: all)."""
+    columns = ["person_id", "full_name", "birth_date", "sex", "address", "residence_ward_code", "stored_ward_code",
+               "reported_by", "received_at"]
+    where = "" if ward_code is None else "WHERE stored_ward_code = %(w)s OR residence_ward_code = %(w)s"
+    rows = db.execute(f"SELECT {', '.join(columns)} FROM person_details_conflicts {where} "
+                      "ORDER BY received_at DESC, person_id LIMIT %(n)s", {"w": ward_code or "", "n": limit})
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
 def recent_cases(db: Database, limit: int) -> list[tuple[str, str, str, datetime, datetime, datetime]]:
     """The most recently registered cases: (case_id, person_id, label, infectious_from, infectious_to, created_at)."""
     rows = db.execute(

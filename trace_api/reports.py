@@ -23,6 +23,7 @@ from truyvet.web import ApiError
 
 VIETNAM_OFFSET_MINUTES = 7 * 60
 MAX_TREND_DAYS = 62
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 READERS = (Role.viewer, Role.epidemiologist, Role.health_center)
 
 _COVERAGE_SQL = f"""
@@ -120,9 +121,12 @@ def parse_day(value: str | None, offset: int) -> date:
     if value is None:
         return (datetime.now(UTC) + timedelta(minutes=offset)).date()
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
-        raise ApiError(422, "invalid_request", f"date {value!r} is not YYYY-MM-DD") from None
+        raise ApiError(422, "invalid_request", "date is not YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:  # ClickHouse DateTime ends in 2106; a day outside is a typo
+        raise ApiError(422, "invalid_request", f"date must lie between {FIRST_DAY} and {LAST_DAY}")
+    return day
 
 
 def trend(db: Database, first: date, last: date, *, max_stay_minutes: int, utc_offset_minutes: int,

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
+from truyvet.redact import scrub_document
+
 
 class Category(StrEnum):
     """Venue categories of the origin letter (docs/api.md)."""
@@ -143,21 +145,20 @@ class Visit:
 VISIT: TypeAdapter[Visit] = TypeAdapter(Visit)
 
 
-# A 9- or 12-digit run standing alone (old CMND / CCCD number), and a chip card's QR text in JSON.
-_ID_NUMBER = re.compile(r"(?<![\w-])\d{9}(?:\d{3})?(?![\w-])")
+# A chip card's QR text sent as cccd_qr (removed whatever its shape; any other place is found by shape).
 _CCCD_FIELD = re.compile(r'("cccd_qr"\s*:\s*)"(?:[^"\\]|\\.)*"')
 
 
 def redact_identity(text: str) -> str:
-    """``text`` without ID card numbers or chip-card QR payloads (dead letters keep everything else)."""
-    return _ID_NUMBER.sub("[id number removed]", _CCCD_FIELD.sub(r'\1"[removed]"', text))
+    """``text`` without ID card numbers or chip-card QR text, wherever they sit (truyvet/redact.py)."""
+    return scrub_document(_CCCD_FIELD.sub(r'\1"[removed]"', text))
 
 
 class DeadLetter(BaseModel):
     """What the dead-letter topics hold: the original bytes (ID numbers and card payloads removed: a
     client writing straight to Kafka must not leave them on a topic kept 90 days), why, and where from."""
 
-    reason: str
+    reason: Annotated[str, AfterValidator(redact_identity)]
     error_code: str
     raw: Annotated[str, AfterValidator(redact_identity)]
     topic: str = ""

@@ -80,6 +80,9 @@ class CommonSettings(BaseSettings):
     max_stay_minutes: int = Field(12 * 60, ge=1)
     default_stay_minutes: int = Field(60, ge=1)
     dedup_window_minutes: int = Field(10, ge=0)
+    # Failed authentications per client address before 429 (truyvet/guard.py), and how fast they are forgiven.
+    failed_auth_burst: int = Field(60, ge=1)
+    failed_auth_per_second: float = Field(1.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

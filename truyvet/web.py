@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from truyvet.auth import Principal, Role, TokenStore
 from truyvet.schema.db import DatabaseError
 
 logger = logging.getLogger(__name__)
+
+# The API-token scheme of every route that uses require(): named in the OpenAPI document, where
+# truyvet.guard finds the operations to authenticate before their body is read.
+API_TOKEN_SCHEME = "ApiToken"  # noqa: S105 - a scheme name, not a secret
+api_token = HTTPBearer(scheme_name=API_TOKEN_SCHEME, auto_error=False,
+                       description="An API token from `truyvet token create` (its role and ward decide the rest)")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """The contract's error JSON: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorDetail
 
 
 class ApiError(HTTPException):
@@ -75,6 +95,13 @@ def install_health_and_metrics(app: FastAPI, health: Callable[[], dict[str, obje
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+def attachment(filename: str) -> dict[str, str]:
+    """The ``Content-Disposition`` header of a download named ``filename``, which may hold request text (a
+    ward code, a case id): only ``[A-Za-z0-9._-]`` are kept, so no header can break or carry a quote."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[:120] or "download"
+    return {"Content-Disposition": f'attachment; filename="{safe}"'}
+
+
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -84,14 +111,20 @@ def bearer_token(request: Request) -> str:
 
 
 def require(*roles: Role) -> Callable[..., Principal]:
-    """A FastAPI dependency admitting only tokens with one of ``roles`` (admin always passes)."""
+    """A FastAPI dependency admitting only API tokens with one of ``roles`` (admin always passes)."""
     allowed = frozenset(roles) | {Role.admin}
 
-    def dependency(request: Request, token: str = Depends(bearer_token)) -> Principal:
-        store: TokenStore = request.app.state.tokens
-        principal = store.lookup(token)
+    def dependency(request: Request,
+                   credentials: HTTPAuthorizationCredentials | None = Security(api_token)) -> Principal:
+        principal: Principal | None = getattr(request.state, "principal", None)  # set by truyvet.guard
         if principal is None:
-            raise ApiError(401, "unauthorized", "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+            if credentials is None or not credentials.credentials.strip():
+                raise ApiError(401, "unauthorized", "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+            store: TokenStore = request.app.state.tokens
+            principal = store.lookup(credentials.credentials.strip())
+        if principal is None:
+            raise ApiError(401, "unauthorized", "unknown, expired or revoked token",
+                           headers={"WWW-Authenticate": "Bearer"})
         if principal.role not in allowed:
             raise ApiError(403, "forbidden", f"role {principal.role.value} may not do this")
         return principal

@@ -14,6 +14,15 @@ from truyvet.web import ApiError, require
 
 router = APIRouter(tags=["scans"])
 
+# The bodies are read by the routes themselves (a bad item is rejected alone, never the request), so
+# their shape is documented here (ScanIn is added to the document's schemas by truyvet.openapi).
+_SCAN = {"$ref": "#/components/schemas/ScanIn"}
+_ONE = {"requestBody": {"required": True, "content": {"application/json": {"schema": _SCAN}}}}
+_BATCH = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"anyOf": [
+    {"type": "array", "items": _SCAN, "maxItems": 10_000},
+    {"type": "object", "properties": {"scans": {"type": "array", "items": _SCAN, "maxItems": 10_000}},
+     "required": ["scans"]}]}}}}}
+
 
 async def _json_body(request: Request) -> Any:
     try:
@@ -26,14 +35,14 @@ def _answer(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), status_code=202, media_type="application/json")
 
 
-@router.post("/v1/scans", status_code=202, response_model=ScanResult)
+@router.post("/v1/scans", status_code=202, response_model=ScanResult, openapi_extra=_ONE)
 async def post_scan(request: Request, principal: Principal = Depends(require(Role.device))) -> Response:
     """Accept one scan; answered only after Kafka has it."""
     body = await _json_body(request)
     return _answer(await intake(request.app.state, [body], "http", principal))
 
 
-@router.post("/v1/scans/batch", status_code=202, response_model=ScanResult)
+@router.post("/v1/scans/batch", status_code=202, response_model=ScanResult, openapi_extra=_BATCH)
 async def post_scan_batch(request: Request, principal: Principal = Depends(require(Role.device))) -> Response:
     """Accept up to 10,000 scans (a JSON array, or {"scans": [...]}); bad items are listed, never fatal."""
     body = await _json_body(request)

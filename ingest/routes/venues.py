@@ -13,7 +13,7 @@ from ingest.poster import poster_png, qr_png, qr_svg
 from ingest.qr import KeyRing
 from truyvet.auth import Principal, Role
 from truyvet.events import Category
-from truyvet.web import require
+from truyvet.web import attachment, require
 
 router = APIRouter(tags=["venues"])
 
@@ -59,7 +59,7 @@ async def venue_posters(request: Request, ward_code: str = Query(..., min_length
     body = await registration.posters(request.app.state, ward_code, category.value if category else None)
     name = f"ap-phich-{ward_code}{'-' + category.value if category else ''}.pdf"
     return Response(body, media_type="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                    headers=attachment(name))
 
 
 @router.get("/v1/qr-keys", response_model=list[QrKeyPublic])

@@ -152,9 +152,13 @@ class WebhookDirectory:
     def cached(self, ward_code: str) -> Webhook | None:
         return self._hooks.get(ward_code)
 
-    def get(self, ward_code: str) -> Webhook | None:
+    def get(self, ward_code: str, *, miss_after: float = 0.25) -> Webhook | None:
+        """The ward's webhook; the directory is read again when older than the TTL, or, for a ward it does
+        not know, older than ``miss_after`` seconds (a webhook just set is used at the next attempt, not up
+        to a TTL later, also while other wards' alerts keep the directory warm)."""
         with self._lock:
-            if time.monotonic() - self._loaded > self._ttl:
+            age = time.monotonic() - self._loaded
+            if age > self._ttl or (ward_code not in self._hooks and age > miss_after):
                 try:
                     if self._db is None:
                         self._db = self._connect()

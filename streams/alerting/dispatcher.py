@@ -34,10 +34,12 @@ from streams.alerting.delivery import (
     signed_headers,
 )
 from streams.alerting.settings import AlertSettings, get_settings
+from streams.alerting.targets import PublicOnlyResolver, literal_host, refused
 from truyvet.events import Alert, DeadLetter, Topics
 from truyvet.followups import COLUMNS as followups_columns
 from truyvet.followups import is_contact_alert, new_row
 from truyvet.kafka_clients import client_kwargs
+from truyvet.redact import install_log_scrubber
 from truyvet.schema import connect
 from truyvet.schema.db import Database, DatabaseError
 
@@ -140,17 +142,20 @@ class Dispatcher:
         )
         attempts = 0
         while True:
-            if self.hooks.fresh():
-                hook = self.hooks.cached(alert.ward_code)
-            else:
+            hook = self.hooks.cached(alert.ward_code) if self.hooks.fresh() else None
+            if hook is None:  # not known, or the directory is old: read it (bounded, WebhookDirectory.get)
                 hook = await asyncio.get_running_loop().run_in_executor(None, self.hooks.get, alert.ward_code)
             attempts += 1
+            literal = None if hook is None or s.webhook_allow_private else literal_host(hook.url)
             if hook is None:
                 error = f"no webhook configured for ward {alert.ward_code!r}"
+            elif literal is not None and refused(literal):
+                error = f"webhook address {literal} is not public; refused (ALERTS_WEBHOOK_ALLOW_PRIVATE)"
             else:
                 try:
                     headers = signed_headers(hook.secret, body, alert.alert_id)
-                    async with client.post(hook.url, data=body, headers=headers) as response:
+                    # Never a redirect: a 3xx would carry the signed body wherever the receiver points.
+                    async with client.post(hook.url, data=body, headers=headers, allow_redirects=False) as response:
                         await response.read()
                         status = response.status
                     if 200 <= status < 300:
@@ -168,7 +173,8 @@ class Dispatcher:
                         LATENCY.observe(max(0.0, (now - alert.created_at).total_seconds()))
                         self.final[alert.alert_id] = Status.DELIVERED
                         return
-                    error = f"HTTP {status} from {hook.url}"
+                    error = f"HTTP {status} from {hook.url}" + (
+                        " (redirects are not followed)" if 300 <= status < 400 else "")
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     error = f"{type(exc).__name__} posting to {hook.url}: {exc}"
             if attempts >= s.max_attempts:
@@ -333,7 +339,9 @@ class Dispatcher:
             # At most max_connections requests at once (a ward's server is not flooded); waiting for a
             # free connection is not a failed attempt, so the pool wait has no timeout.
             # (httpx's async pool managed ~140 requests/s here where aiohttp's managed ~3,000.)
-            connector = aiohttp.TCPConnector(limit=s.max_connections)
+            # Names resolve to public addresses only, checked at each connection (streams/alerting/targets.py).
+            resolver = None if s.webhook_allow_private else PublicOnlyResolver()
+            connector = aiohttp.TCPConnector(limit=s.max_connections, resolver=resolver)
             timeout = aiohttp.ClientTimeout(
                 total=None, sock_connect=s.request_timeout_seconds, sock_read=s.request_timeout_seconds
             )
@@ -373,6 +381,7 @@ class Dispatcher:
 
 
 def main() -> None:
+    install_log_scrubber()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     settings = get_settings()

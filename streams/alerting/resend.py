@@ -36,12 +36,12 @@ def undelivered(db: Database, *, ward: str | None, since: datetime | None) -> li
         where.append("created_at >= %(since)s")
         params["since"] = since
     rows = db.execute(
-        "SELECT alert_id, case_id, person_id, generation, ward_code, venue_id, created_at, status, attempts "
+        "SELECT alert_id, case_id, person_id, generation, ward_code, venue_id, created_at, kind "
         f"FROM (SELECT * FROM alerts FINAL WHERE {' AND '.join(where)}) WHERE status != %(done)s "
         "ORDER BY created_at, alert_id", {**params, "done": Status.DELIVERED})
     return [Alert(alert_id=a, case_id=c, person_id=p, generation=int(g), ward_code=w, venue_id=v,
-                  created_at=t.replace(tzinfo=UTC) if t.tzinfo is None else t)
-            for a, c, p, g, w, v, t, _s, _n in rows]
+                  created_at=t.replace(tzinfo=UTC) if t.tzinfo is None else t, kind=k or "contact")
+            for a, c, p, g, w, v, t, k in rows]
 
 
 def _attempts(db: Database, ids: list[str]) -> dict[str, int]:

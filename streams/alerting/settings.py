@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from prometheus_client import Counter
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from truyvet.settings import CommonSettings
@@ -31,6 +31,12 @@ class AlertSettings(CommonSettings):
     max_in_flight: int = Field(2000, ge=1)
     max_connections: int = Field(32, ge=1)  # concurrent webhook requests of one dispatcher
     webhook_cache_seconds: float = Field(2.0, ge=0)
+    # Webhooks to loopback, link-local and private addresses are refused unless this is set (a receiver on
+    # a trusted network; the tests' local receivers). streams/alerting/targets.py.
+    webhook_allow_private: bool = False
+    # Fernet key that encrypts the webhooks' signing secrets in ClickHouse; unset: the installation's key
+    # file <data_dir>/secrets/webhook.key (created by the first `truyvet webhook set`).
+    webhook_key: SecretStr | None = None
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from trace_api import export
+from trace_api import audit, export
 from trace_api.alerts import AlertsPage, export_table, list_alerts, ward_of_reader
 from trace_api.deps import get_db
 from truyvet.auth import Principal, Role
@@ -30,9 +30,13 @@ def get_alerts(
     db: Database = Depends(get_db),
     principal: Principal = Depends(require(Role.epidemiologist, Role.health_center)),
 ) -> AlertsPage | Response:
-    """Alerts with their delivery state, newest first (a health center sees its own ward's only)."""
+    """Alerts with their delivery state, newest first (a health center sees its own ward's only; audited)."""
     ward = ward_of_reader(principal, ward_code)
     alerts = list_alerts(db, ward_code=ward, case_id=case_id, since=since, limit=limit)
+    audit.record(db, principal, audit.ALERTS_READ, case_id=case_id or "",
+                 params={"ward_code": ward or "", "since": since.isoformat() if since else "", "limit": limit,
+                         "format": format},
+                 result_count=len(alerts))
     if format != "json":
         return export.response(export_table(alerts, ward), format)
     return AlertsPage(alerts=alerts)

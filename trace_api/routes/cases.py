@@ -8,12 +8,12 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import ORJSONResponse, Response
 
-from trace_api import cases, deps, export
+from trace_api import cases, deps, export, limits
 from trace_api.access import TRACERS
 from trace_api.models import CaseCreate, CaseCreated, ContactsPage, ExposureSitesPage, error_responses
 from truyvet.auth import Principal, Role
 from truyvet.schema.db import Database
-from truyvet.web import require
+from truyvet.web import ApiError, require
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"], responses=error_responses(401, 403, 422))
 
@@ -59,6 +59,9 @@ def get_contacts(
     settings = request.app.state.settings
     params = cases.trace_params(settings, depth, window_minutes, min_overlap_minutes)
     personal = include == "personal"
+    if personal and not reason.strip():
+        raise ApiError(422, "reason_required", "reading personal details needs a reason (kept in the audit log)")
+    limits.spend(request, principal, *((limits.TRACE, limits.PERSONAL) if personal else (limits.TRACE,)))
     shown, contacts = cases.contacts(db, settings, principal, case_id, params, personal=personal,
                                      export_format=format, reason=reason)
     if format != "json":
@@ -76,5 +79,6 @@ def get_exposure_sites(
     principal: Principal = Depends(require(*TRACERS)),
 ) -> ExposureSitesPage:
     """Venues the case visited while infectious, with the time spans to publish (stay widened by W)."""
+    limits.spend(request, principal, limits.TRACE)
     window, sites = cases.exposure_sites(db, request.app.state.settings, principal, case_id, window_minutes, reason)
     return ExposureSitesPage(case_id=case_id, window_minutes=window, sites=sites)

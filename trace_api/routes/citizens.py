@@ -10,10 +10,10 @@ from fastapi.responses import Response
 from prometheus_client import Counter
 from pydantic import AfterValidator, BaseModel
 
-from ingest.ratelimit import TokenBuckets, retry_after_header
 from trace_api import citizens, phones
 from trace_api.deps import get_db
 from trace_api.models import error_responses
+from truyvet.ratelimit import TokenBuckets, retry_after_header
 from truyvet.schema.db import Database
 from truyvet.web import ApiError, bearer_token
 

@@ -15,7 +15,7 @@ from trace_api.reports import READERS, VIETNAM_OFFSET_MINUTES, parse_day, ward_n
 from truyvet.auth import Principal
 from truyvet.events import Category
 from truyvet.schema.db import Database
-from truyvet.web import ApiError, require
+from truyvet.web import ApiError, attachment, require
 
 router = APIRouter(prefix="/v1/reports/compliance", tags=["reports"])
 
@@ -66,7 +66,7 @@ def get_compliance(
     else:
         body, media = compliance_pdf(rows, names, day, _category(category)), "application/pdf"
     return Response(body, media_type=media,
-                    headers={"Content-Disposition": f'attachment; filename="{stem}.{format_}"'})
+                    headers=attachment(f"{stem}.{format_}"))
 
 
 @router.get("/summary")

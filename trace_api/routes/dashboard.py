@@ -17,9 +17,10 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
-from trace_api import queries
+from trace_api import access, audit, queries
 from trace_api.deps import get_db
 from truyvet.auth import Principal, Role
+from truyvet.events import VenueId
 from truyvet.schema.db import Database
 from truyvet.web import ApiError, require
 
@@ -32,6 +33,7 @@ PAGES = {"": "login.html", "case": "case.html", "alerts": "alerts.html", "covera
 # Only files that exist at start are served: no path from the request reaches the filesystem.
 STATIC = {p.name: p for p in (WEB / "static").iterdir() if p.is_file()} if (WEB / "static").is_dir() else {}
 ANY_ROLE = tuple(Role)
+MAX_PLACES = 1000  # venue ids per /v1/dashboard/places request (each at most 64 characters)
 _NO_STORE = {"Cache-Control": "no-store"}
 # Pages may load and call only this server: nothing from outside at run time, no inline script.
 _PAGE_HEADERS = {**_NO_STORE, "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
@@ -72,7 +74,7 @@ class Me(BaseModel):
 
 
 class PlacesQuery(BaseModel):
-    venue_ids: list[str] = Field(default_factory=list, max_length=5000)
+    venue_ids: list[VenueId] = Field(default_factory=list, max_length=MAX_PLACES)
 
 
 class VenueLabel(BaseModel):
@@ -108,16 +110,18 @@ def me(db: Database = Depends(get_db), principal: Principal = Depends(require(*A
 
 @router.post("/v1/dashboard/places", response_model=Places)
 def places(body: PlacesQuery, db: Database = Depends(get_db),
-           _: Principal = Depends(require(Role.epidemiologist, Role.health_center, Role.viewer))) -> Places:
-    """Names of venues (by id) and of all wards and communes, for labelling tables and charts."""
+           principal: Principal = Depends(require(Role.epidemiologist, Role.health_center, Role.viewer))) -> Places:
+    """Names of the venues (by id) the reader may see, and of all wards and communes, for labels."""
     venues = {v: VenueLabel(name=n, category=c, ward_code=w)
-              for v, (n, c, w) in queries.venue_labels(db, body.venue_ids).items()}
+              for v, (n, c, w) in access.labelled_venues(db, principal, body.venue_ids).items()}
     return Places(venues=venues, wards=queries.ward_names(db))
 
 
 @router.get("/v1/dashboard/cases", response_model=list[CaseSummary])
 def recent_cases(limit: int = Query(20, ge=1, le=200), db: Database = Depends(get_db),
-                 _: Principal = Depends(require(Role.epidemiologist))) -> list[CaseSummary]:
-    """The most recently registered cases (epidemiologists), to reopen one on the case page."""
-    return [CaseSummary(case_id=c, person_id=p, label=lb, infectious_from=_iso(f), infectious_to=_iso(t),
-                        created_at=_iso(at)) for c, p, lb, f, t, at in queries.recent_cases(db, limit)]
+                 principal: Principal = Depends(require(Role.epidemiologist))) -> list[CaseSummary]:
+    """The most recently registered cases (epidemiologists), to reopen one on the case page (audited)."""
+    found = [CaseSummary(case_id=c, person_id=p, label=lb, infectious_from=_iso(f), infectious_to=_iso(t),
+                         created_at=_iso(at)) for c, p, lb, f, t, at in queries.recent_cases(db, limit)]
+    audit.record(db, principal, audit.CASES_LIST, params={"limit": limit}, result_count=len(found))
+    return found

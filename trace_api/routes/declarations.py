@@ -14,7 +14,7 @@ from truyvet.auth import Principal, Role
 from truyvet.events import Category
 from truyvet.posters import poster_venues, posters_pdf
 from truyvet.schema.db import Database
-from truyvet.web import ApiError, require
+from truyvet.web import ApiError, attachment, require
 
 router = APIRouter(tags=["reports"])
 
@@ -69,4 +69,4 @@ async def dashboard_posters(
     body = await run_in_threadpool(posters_pdf, venues, created_at=datetime.now(UTC))
     name = f"ap-phich-{ward_code}{'-' + category if category else ''}.pdf"
     return Response(body, media_type="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                    headers=attachment(name))

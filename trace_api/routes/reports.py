@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import ORJSONResponse, Response
@@ -30,7 +31,12 @@ COVERAGE_HEADER = ["Ngày", "Mã phường/xã", "Phường/xã", "Loại hình"
                    "Lượt quét"]
 
 
-@router.get("/coverage")
+_JSON_OR_CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"application/json": {"schema": {"type": "object"}},
+                                  "text/csv": {"schema": {"type": "string"}}},
+                      "description": "JSON, or CSV with format=csv"}}
+
+
+@router.get("/coverage", responses=_JSON_OR_CSV)
 def get_coverage(
     request: Request,
     date_: str | None = Query(None, alias="date", description="YYYY-MM-DD (local day); default today"),

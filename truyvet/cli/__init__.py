@@ -9,12 +9,14 @@ import click
 from rich.logging import RichHandler
 
 from truyvet.cli import access, demo, roster, stack, token, units
+from truyvet.redact import install_log_scrubber
 
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def cli(verbose: bool) -> None:
     """Truy Vết: QR check-in contact tracing on Kafka, faust and ClickHouse."""
+    install_log_scrubber()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(show_path=False)])
     # Readiness probes expect refused connections while Kafka starts; kafka-python warns on each.

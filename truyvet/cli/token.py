@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from truyvet.auth import Role, create_token, revoke_token
+from truyvet.auth import DEFAULT_TOKEN_DAYS, Role, create_token, parse_lifetime, revoke_token
 from truyvet.settings import common_settings
 from truyvet.stack.clickhouse import ensure_database
 
@@ -18,11 +18,17 @@ def token() -> None:
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @click.option("--ward", default="", help="Ward code (required for health_center).")
 @click.option("--name", default="", help="Who holds the token (shown in the audit log).")
-def create(role: str, ward: str, name: str) -> None:
+@click.option("--expires", default=f"{DEFAULT_TOKEN_DAYS}d", show_default=True,
+              help="Lifetime: days, hours or minutes (30d, 12h, 45m); at most 366 days.")
+def create(role: str, ward: str, name: str, expires: str) -> None:
     """Print a new token alone on the last line of stdout."""
+    try:
+        lifetime = parse_lifetime(expires)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expires") from exc
     db = ensure_database(common_settings())
     try:
-        value = create_token(db, role=Role(role), ward_code=ward, name=name)
+        value = create_token(db, role=Role(role), ward_code=ward, name=name, lifetime=lifetime)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     finally:

@@ -41,10 +41,14 @@ def test_me_places_and_recent_cases(services, token, http: httpx.Client) -> None
                   json={"name": "Nhà văn hóa tổ 7", "category": "meeting", "ward_code": "01837"})
     assert r.status_code == 201, r.text
     venue = r.json()["venue_id"]
-    r = http.post(f"{base}/v1/dashboard/places", headers=token(Role.viewer), json={"venue_ids": [venue, "vnone"]})
+    r = http.post(f"{base}/v1/dashboard/places", headers=token(Role.epidemiologist),
+                  json={"venue_ids": [venue, "vnone"]})
     assert r.status_code == 200
     body = r.json()
     assert body["venues"] == {venue: {"name": "Nhà văn hóa tổ 7", "category": "meeting", "ward_code": "01837"}}
+    # A viewer (aggregate reports) gets ward names only (issue 13: places are scoped to the reader).
+    r = http.post(f"{base}/v1/dashboard/places", headers=token(Role.viewer), json={"venue_ids": [venue]})
+    assert r.status_code == 200 and r.json()["venues"] == {} and r.json()["wards"] == body["wards"]
     assert body["wards"]["01852"] == "Xã Nông Thượng" and "06" not in body["wards"]  # wards and communes only
     assert http.post(f"{base}/v1/dashboard/places", headers=token(Role.device), json={}).status_code == 403
 

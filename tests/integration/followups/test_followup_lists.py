@@ -20,7 +20,14 @@ from truyvet.followups import COLUMNS, changed_row, new_row
 
 pytestmark = pytest.mark.integration
 
-WARD, OTHER = "01834", "01837"
+
+
+def new_ward(db, name: str = "Phường Thử Theo Dõi") -> str:  # noqa: ANN001
+    """A ward of this test alone (no other test's webhooks or alerts there)."""
+    code = f"TW{uuid.uuid4().hex[:6]}"
+    db.insert("units", ["code", "name", "level", "parent_code", "loaded_at"],
+              [(code, name, "ward", "058", datetime.now(UTC))])
+    return code
 
 
 def _list(http: httpx.Client, services, headers, **params: object) -> dict[tuple[str, str], dict]:
@@ -35,9 +42,10 @@ def _audit(db, action: str, case_id: str) -> list[tuple]:
 
 
 def test_contacts_land_on_their_wards_list_and_are_worked_there(services, db, token, http) -> None:
+    ward, other = new_ward(db), new_ward(db, "Phường Thử Khác")
     registrar, device, epi = token(Role.registrar), token(Role.device), token(Role.epidemiologist)
-    mine, theirs = token(Role.health_center, WARD), token(Role.health_center, OTHER)
-    v1, v2 = _venue(http, services, registrar, WARD), _venue(http, services, registrar, WARD)
+    mine, theirs = token(Role.health_center, ward), token(Role.health_center, other)
+    v1, v2 = _venue(http, services, registrar, ward), _venue(http, services, registrar, ward)
     now = datetime.now(UTC).replace(microsecond=0)
     t0 = now - timedelta(hours=10)
     case, f1, met_f1, late = (_person() for _ in range(4))
@@ -56,12 +64,12 @@ def test_contacts_land_on_their_wards_list_and_are_worked_there(services, db, to
     listed = wait_for(lambda: (x := _list(http, services, mine, case_id=case_id)).get((case_id, late)) and x,
                       timeout=30, what="the late contact on the list")
     assert {p: (f["generation"], f["status"], f["ward_code"]) for (_, p), f in listed.items()} == {
-        f1: (1, "new", WARD), met_f1: (2, "new", WARD), late: (1, "new", WARD)}
+        f1: (1, "new", ward), met_f1: (2, "new", ward), late: (1, "new", ward)}
     assert set(_list(http, services, mine, case_id=case_id, generation=2)) == {(case_id, met_f1)}
-    assert set(_list(http, services, epi, ward_code=WARD, case_id=case_id)) == set(listed)
+    assert set(_list(http, services, epi, ward_code=ward, case_id=case_id)) == set(listed)
 
     # Another ward's health center: neither this list nor its records.
-    r = http.get(f"{services.trace_url}/v1/follow-ups", headers=theirs, params={"ward_code": WARD})
+    r = http.get(f"{services.trace_url}/v1/follow-ups", headers=theirs, params={"ward_code": ward})
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     assert _list(http, services, theirs, case_id=case_id) == {}
     r = http.put(f"{services.trace_url}/v1/follow-ups/{case_id}/{f1}", headers=theirs, json={"status": "called"})
@@ -89,7 +97,7 @@ def test_contacts_land_on_their_wards_list_and_are_worked_there(services, db, to
     assert sorted(str(p) for *_, p in changes) == sorted([
         '{"from":"new","note_changed":true,"person_id":"' + f1 + '","to":"called"}',
         '{"from":"called","note_changed":false,"person_id":"' + f1 + '","to":"tested_positive"}'])
-    assert {(a, r, w) for a, r, w, _ in changes} == {("test-health_center", "health_center", WARD)}
+    assert {(a, r, w) for a, r, w, _ in changes} == {("test-health_center", "health_center", ward)}
     assert _audit(db, "followup.list", case_id)
 
     # Tested positive: registered as a case from the list; it is traced from them (met_f1 is its F1).

@@ -83,20 +83,21 @@ def test_health_center_sees_only_its_ward_and_its_residents_details(tracer: Trac
     assert all(c["personal"] is None for c in epi)  # only when asked for
 
     hc_a, hc_b = token(Role.health_center, WARD_A), token(Role.health_center, WARD_B)
-    seen_a = t.contacts(case_id, headers=hc_a, include="personal", depth=2)
+    seen_a = t.contacts(case_id, headers=hc_a, include="personal", depth=2, reason="gọi F1")
     assert {c["person_id"] for c in seen_a} == {p["a_only"], p["lives_a"]}
     personal = {c["person_id"]: c["personal"] for c in seen_a}
     assert personal[p["a_only"]] is None and personal[p["lives_a"]]["full_name"] == "@SUM(1+1)"
-    seen_b = t.contacts(case_id, headers=hc_b, include="personal")
+    seen_b = t.contacts(case_id, headers=hc_b, include="personal", reason="gọi F1")
     assert [(c["person_id"], c["personal"]["residence_ward_code"]) for c in seen_b] == [(p["lives_b"], WARD_B)]
 
-    r = t.http.get(f"{t.url}/v1/persons/{p['lives_b']}", headers=hc_a)
+    why = {"reason": "gọi điện"}
+    r = t.http.get(f"{t.url}/v1/persons/{p['lives_b']}", headers=hc_a, params=why)
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     r = t.http.get(f"{t.url}/v1/persons/{p['lives_a']}", headers=hc_a, params={"reason": "gọi điện"})
     assert r.status_code == 200 and r.json()["residence_ward_code"] == WARD_A
-    r = t.http.get(f"{t.url}/v1/persons/{p['lives_b']}", headers=t.headers)
+    r = t.http.get(f"{t.url}/v1/persons/{p['lives_b']}", headers=t.headers, params=why)
     assert r.status_code == 200 and r.json()["full_name"] == "Nguyễn Văn An"
-    assert t.http.get(f"{t.url}/v1/persons/{t.pid('nobody')}", headers=t.headers).status_code == 404
+    assert t.http.get(f"{t.url}/v1/persons/{t.pid('nobody')}", headers=t.headers, params=why).status_code == 404
 
     sites = t.http.get(f"{t.url}/v1/cases/{case_id}/exposure-sites", headers=hc_a).json()["sites"]
     assert [s["venue_id"] for s in sites] == [t.pid("venueA")]
@@ -132,7 +133,7 @@ def test_csv_export_neutralises_formulas(tracer: TraceClient) -> None:
     t = tracer
     case_id, p = _scenario(t)
     r = t.http.get(f"{t.url}/v1/cases/{case_id}/contacts", headers=t.headers,
-                   params={"format": "csv", "include": "personal", "depth": 2})
+                   params={"format": "csv", "include": "personal", "depth": 2, "reason": "xuất danh sách"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert r.content.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: spreadsheets read the Vietnamese right
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingest.ratelimit import TokenBuckets, retry_after_header
+from truyvet.ratelimit import TokenBuckets, retry_after_header
 
 
 def test_burst_then_refill_per_token() -> None:
