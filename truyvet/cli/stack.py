@@ -18,11 +18,13 @@ console = Console()
 
 @click.command()
 @click.option("--workers", default=1, show_default=True, help="Stream workers to run (they share partitions).")
-def up(workers: int) -> None:
-    """Start Kafka, ClickHouse, the ingest API, the stream worker(s) and the trace API."""
+@click.option("--ingest-workers", type=click.IntRange(min=1), default=None,
+              help="Ingest processes sharing the ingest port (SO_REUSEPORT); default: as last asked, else 1.")
+def up(workers: int, ingest_workers: int | None) -> None:
+    """Start Kafka, ClickHouse, the ingest API, the stream worker(s) and the trace API (only what is down)."""
     settings = common_settings()
     with console.status("starting the stack (first run fetches Kafka jars and installs ClickHouse)..."):
-        Stack(settings).up(workers=workers)
+        Stack(settings).up(workers=workers, ingest_workers=ingest_workers)
     _print_status(Stack(settings))
 
 

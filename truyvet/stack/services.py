@@ -9,8 +9,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from truyvet.exceptions import StackError
 from truyvet.settings import PROJECT_ROOT, CommonSettings
+from truyvet.stack import ingest_pool
 from truyvet.stack.clickhouse import ClickHouseNode, ensure_database, server_version
+from truyvet.stack.ingest_pool import ingest_name
 from truyvet.stack.kafka import KafkaNode, ensure_topics
 from truyvet.stack.processes import ProcessDir, wait_until
 
@@ -27,13 +30,13 @@ class AppService:
     env: tuple[tuple[str, str], ...] = ()
 
 
-def app_services(settings: CommonSettings, *, workers: int = 1) -> list[AppService]:
+def app_services(settings: CommonSettings, *, workers: int = 1, ingest_workers: int = 1) -> list[AppService]:
     py = sys.executable
     host = settings.bind_host
-    services = [
-        AppService("ingest", "ingest", (py, "-m", "uvicorn", "ingest.main:app", "--host", host, "--port",
-                              str(settings.ingest_port), "--no-access-log", "--log-level", "warning"),
-                   settings.ingest_url, f"{settings.ingest_url}/healthz"),
+    # The ingest pool: processes sharing the ingest port with SO_REUSEPORT (ingest/serve.py, ingest_pool.py).
+    services = [AppService(ingest_name(i), "ingest", (py, "-m", "ingest.serve"), settings.ingest_url,
+                           f"{settings.ingest_url}/healthz") for i in range(ingest_workers)]
+    services += [
         AppService("trace", "trace", (py, "-m", "uvicorn", "trace_api.main:app", "--host", host, "--port",
                              str(settings.trace_port), "--no-access-log", "--log-level", "warning"),
                    settings.trace_url, f"{settings.trace_url}/healthz"),
@@ -88,17 +91,33 @@ class Stack:
         ensure_topics(self.settings)
         ensure_database(self.settings).close()
 
-    def up(self, *, workers: int = 1) -> None:
+    def up(self, *, workers: int = 1, ingest_workers: int | None = None) -> None:
+        """Start what is not running (a running process is left alone); ``ingest_workers`` unset keeps the
+        ingest pool size asked for last (1 at first)."""
         self.infra_up()
-        for service in app_services(self.settings, workers=workers):
+        ingest_workers = ingest_pool.pool_size(self.procs, ingest_workers)
+        ingest_pool.forget_dead(self.settings)
+        services = app_services(self.settings, workers=workers, ingest_workers=ingest_workers)
+        for service in services:
             env = {"PYTHONPATH": str(PROJECT_ROOT), **dict(service.env)}
             self.procs.start(service.name, service.argv, env=env, cwd=PROJECT_ROOT)
-        for service in app_services(self.settings, workers=workers):
-            wait_until(lambda s=service: http_ok(s.health_url), timeout=90, what=service.name)
+        for service in services:
+            wait_until(lambda s=service: http_ok(self.health_url(s)), timeout=90, what=service.name)
+
+    def health_url(self, service: AppService) -> str:
+        """Where to ask this process: an ingest process on its own port (the shared one answers from any)."""
+        if service.kind == "ingest":
+            pid = self.procs.pid(service.name)
+            own = ingest_pool.own_health_url(self.settings, pid) if pid else None
+            if own is None and pid and ingest_pool.is_pool_process(pid):
+                raise StackError(f"{service.name} has not opened its own port yet")
+            return own or service.health_url
+        return service.health_url
 
     def down(self) -> list[str]:
         """Stop the services first (they flush to Kafka/ClickHouse), then Kafka and ClickHouse."""
-        stopped = [s.name for s in app_services(self.settings, workers=8) if self.procs.stop(s.name)]
+        stopped = [name for name in ingest_pool.running_names(self.procs) if self.procs.stop(name)]
+        stopped += [s.name for s in app_services(self.settings, workers=8, ingest_workers=0) if self.procs.stop(s.name)]
         if self.kafka.stop():
             stopped.append("kafka")
         if self.clickhouse.stop():
@@ -123,11 +142,22 @@ class Stack:
         rows.append({"name": "clickhouse", "kind": "clickhouse", "pid": str(self.clickhouse.server_pid() or "-"),
                      "address": f"{self.settings.clickhouse_host}:{self.settings.clickhouse_port}",
                      "health": "up" if ch_ok else "down", "version": f"ClickHouse {ch_version}"})
-        for service in app_services(self.settings, workers=8):
+        size = ingest_pool.pool_size(self.procs)
+        names = [ingest_name(i) for i in range(size)]
+        names += [n for n in ingest_pool.running_names(self.procs) if n not in names]
+        pool = [AppService(n, "ingest", (), self.settings.ingest_url, f"{self.settings.ingest_url}/healthz")
+                for n in names]
+        for service in [*pool, *app_services(self.settings, workers=8, ingest_workers=0)]:
             pid = self.procs.pid(service.name)
             if pid is None and service.name.startswith("worker-"):
                 continue
+            if service.kind == "ingest" and pid is None:
+                health = "down"  # the shared port would answer for the others
+            else:
+                try:
+                    health = service_health(self.health_url(service))
+                except StackError:
+                    health = "starting"
             rows.append({"name": service.name, "kind": service.kind, "pid": str(pid or "-"),
-                         "address": service.address, "health": service_health(service.health_url),
-                         "version": ""})
+                         "address": service.address, "health": health, "version": ""})
         return rows
