@@ -32,6 +32,7 @@ from streams.retention import drop_expired
 from streams.visits_worker import VisitsProcessor
 from truyvet.events import Topics
 from truyvet.schema import connect
+from truyvet.stack.kafka import replication_configs
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,9 @@ def ensure_state_topics(settings: StreamsSettings) -> None:
             if name in existing:
                 continue
             try:
-                admin.create_topics([NewTopic(name, settings.scans_partitions, 1,
-                                              topic_configs={"cleanup.policy": "compact"})])
+                admin.create_topics([NewTopic(name, settings.scans_partitions, settings.replication_factor,
+                                              topic_configs={"cleanup.policy": "compact",
+                                                             **replication_configs(settings)})])
             except TopicAlreadyExistsError:
                 pass
     finally:
@@ -115,11 +117,11 @@ def create_app(settings: StreamsSettings) -> tuple[faust.App, Worker]:
     """The faust app (life cycle and timers) with the worker's intakes as its service."""
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=";".join(f"kafka://{address}" for address in settings.kafka_bootstrap.split(",")),
         store="memory://",
         datadir=str(settings.data_dir / "streams" / "{conf.name}-data"),
         web_enabled=False,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         producer_acks=-1,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.session_timeout_seconds / 5,

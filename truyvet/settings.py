@@ -6,17 +6,25 @@ the shared fields keep the ``TRUYVET_`` prefix so one environment drives the who
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from truyvet.exceptions import ConfigError
 
 PLACEHOLDER_SECRET = "change-me-in-production"  # noqa: S105 - the value we refuse outside development
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROFILE_ENV = "profile.env"
 
 
 class CommonSettings(BaseSettings):
@@ -39,6 +47,15 @@ class CommonSettings(BaseSettings):
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = "truyvet"
+
+    # Cluster profile (issue 12, docs/operations.md "Cluster profile"): ``cluster`` makes the schema
+    # replicated + Distributed (ON CLUSTER ``clickhouse_cluster``) and topics replicated 3 times;
+    # ``kafka_bootstrap`` then lists every broker and ``clickhouse_alt_hosts`` the other servers
+    # (``host:port,host:port``) that clients fall back to when the first one is down.
+    profile: Literal["single", "cluster"] = "single"
+    clickhouse_alt_hosts: str = ""
+    clickhouse_cluster: str = "truyvet"
+    zookeeper_port: int = 2181
 
     ingest_port: int = 8001
     trace_port: int = 8002
@@ -70,7 +87,11 @@ class CommonSettings(BaseSettings):
         variables (Kafka address, database, topic prefix) that one environment sets for all services.
         """
         shared = EnvSettingsSource(settings_cls, env_prefix="TRUYVET_")
-        return (init_settings, env_settings, shared, dotenv_settings, file_secret_settings)
+        # ``truyvet up --cluster`` writes the profile's addresses to ``<data dir>/profile.env`` so
+        # every later command and service finds the cluster; the environment still wins.
+        data_dir = Path(os.environ.get("TRUYVET_DATA_DIR") or PROJECT_ROOT / ".local")
+        profile = DotEnvSettingsSource(settings_cls, env_file=data_dir / PROFILE_ENV, env_prefix="TRUYVET_")
+        return (init_settings, env_settings, shared, profile, dotenv_settings, file_secret_settings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> CommonSettings:
@@ -81,6 +102,15 @@ class CommonSettings(BaseSettings):
     def topic(self, name: str) -> str:
         """Full topic name for a logical topic (``scans``, ``scans-dlq``, ``venues``...)."""
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def clustered(self) -> bool:
+        return self.profile == "cluster"
+
+    @property
+    def replication_factor(self) -> int:
+        """Replicas of every topic: 3 on the cluster (``min.insync.replicas`` 2), 1 on one broker."""
+        return 3 if self.clustered else 1
 
     @property
     def dispatcher_metrics_port(self) -> int:

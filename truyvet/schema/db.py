@@ -75,11 +75,16 @@ class DriverDatabase:
         password: str = "",
         connect_timeout: float = 5,
         send_receive_timeout: float = 120,
+        alt_hosts: str = "",
     ) -> None:
         self.name = database
+        # ``alt_hosts`` (cluster profile): the other servers, tried in turn when a connection to the
+        # current one fails; a query interrupted by a server's death fails once, the next reconnects.
+        extra: dict[str, Any] = {"alt_hosts": alt_hosts} if alt_hosts else {}
         self._client = Client(
             host=host,
             port=port,
+            **extra,
             database=database,
             user=user,
             password=password,
@@ -173,4 +178,5 @@ def connect(settings: CommonSettings, *, database: str | None = None) -> DriverD
         database=database if database is not None else settings.clickhouse_database,
         user=settings.clickhouse_user,
         password=settings.clickhouse_password.get_secret_value(),
+        alt_hosts=settings.clickhouse_alt_hosts,
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 
+from truyvet.schema.cluster import ClusterSchema
 from truyvet.schema.db import Database
 
 logger = logging.getLogger(__name__)
@@ -44,19 +45,29 @@ def migrations() -> list[Migration]:
     return found
 
 
-def apply_migrations(db: Database) -> list[Migration]:
-    """Apply what is not yet recorded in ``schema_migrations``; return what was applied."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version UInt32, name String, applied_at DateTime('UTC')) "
-        "ENGINE = MergeTree ORDER BY version"
-    )
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations "
+    "(version UInt32, name String, applied_at DateTime('UTC')) "
+    "ENGINE = MergeTree ORDER BY version"
+)
+
+
+def apply_migrations(db: Database, *, cluster: str | None = None) -> list[Migration]:
+    """Apply what is not yet recorded in ``schema_migrations``; return what was applied.
+
+    :param cluster: the ClickHouse cluster's name on the cluster profile: every statement is applied in
+        its cluster form (:mod:`truyvet.schema.cluster`); ``None`` applies the files as written.
+    """
+    form = ClusterSchema(db.name, cluster) if cluster else None
+    for statement in form.transform(MIGRATIONS_TABLE) if form else [MIGRATIONS_TABLE]:
+        db.execute(statement)
     done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
     applied = []
     for migration in migrations():
+        statements = [s for raw in migration.statements for s in (form.transform(raw) if form else [raw])]
         if migration.version in done:
-            continue
-        for statement in migration.statements:
+            continue  # transformed anyway: the cluster form remembers the tables' sharding keys
+        for statement in statements:
             db.execute(statement)
         db.insert(
             "schema_migrations",

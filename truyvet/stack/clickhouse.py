@@ -47,28 +47,42 @@ def install_package() -> None:
 
 
 class ClickHouseNode:
-    def __init__(self, settings: CommonSettings) -> None:
+    """One server. The defaults are the single-node stack; the cluster profile makes four with their own
+    ``name``, ``home``, ports and extra files merged into the config (``config.d/``, ``users.d/``)."""
+
+    def __init__(self, settings: CommonSettings, *, name: str = NAME, home: Path | None = None,
+                 tcp_port: int | None = None, http_port: int | None = None,
+                 extra: dict[str, str] | None = None) -> None:
         self.settings = settings
-        self.home = settings.data_dir / "clickhouse"
+        self.name = name
+        self.home = home or settings.data_dir / "clickhouse"
         self.procs = ProcessDir(settings.data_dir)
         self.host = settings.clickhouse_host
+        self.tcp_port = tcp_port or settings.clickhouse_port
+        self.http_port = http_port or settings.clickhouse_http_port
+        self.extra = extra or {}  # relative path under home (config.d/x.xml, users.d/x.xml) -> content
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.tcp_port}"
 
     def configure(self) -> Path:
         for sub in ("data", "tmp", "user_files", "format_schemas", "logs"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         config = (DEPLOY / "config.xml").read_text().format(
-            dir=self.home, host=self.host, http_port=self.settings.clickhouse_http_port,
-            tcp_port=self.settings.clickhouse_port,
+            dir=self.home, host=self.host, http_port=self.http_port, tcp_port=self.tcp_port,
         )
         (self.home / "config.xml").write_text(config)
         shutil.copyfile(DEPLOY / "users.xml", self.home / "users.xml")
+        for relative, content in self.extra.items():
+            (self.home / relative).parent.mkdir(parents=True, exist_ok=True)
+            (self.home / relative).write_text(content)
         return self.home / "config.xml"
 
     def start(self, *, timeout: float = 60) -> int | None:
-        pid = self.procs.pid(NAME)
-        if pid is None and port_open(self.host, self.settings.clickhouse_port):
-            logger.info("ClickHouse already listening on %s:%s (not ours); using it",
-                        self.host, self.settings.clickhouse_port)
+        pid = self.procs.pid(self.name)
+        if pid is None and port_open(self.host, self.tcp_port):
+            logger.info("ClickHouse already listening on %s:%s (not ours); using it", self.host, self.tcp_port)
             return None
         if pid is None:
             binary = server_binary()
@@ -78,22 +92,23 @@ class ClickHouseNode:
             if binary is None:
                 raise StackError("clickhouse-server not found after install")
             config = self.configure()
-            pid = self.procs.start(NAME, [*binary, f"--config-file={config}"], cwd=self.home)
-        wait_until(self.ready, timeout=timeout, what=f"ClickHouse on {self.host}:{self.settings.clickhouse_port}")
+            pid = self.procs.start(self.name, [*binary, f"--config-file={config}"], cwd=self.home)
+        if timeout:
+            wait_until(self.ready, timeout=timeout, what=f"ClickHouse on {self.address}")
         return pid
 
     def ready(self) -> bool:
-        url = f"http://{self.host}:{self.settings.clickhouse_http_port}/ping"
+        url = f"http://{self.host}:{self.http_port}/ping"
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL from settings
             return bool(response.read().strip() == b"Ok.")
 
     def stop(self) -> bool:
-        return self.procs.stop(NAME, timeout=30)
+        return self.procs.stop(self.name, timeout=30)
 
     def server_pid(self) -> int | None:
         """The pid of the server itself: the launched process, or the child it forked when it runs as
         its own watchdog (a signal to the watchdog is not one to the server)."""
-        pid = self.procs.pid(NAME)
+        pid = self.procs.pid(self.name)
         if pid is None:
             return None
         children: list[int] = []
@@ -107,14 +122,25 @@ class ClickHouseNode:
 
 def ensure_database(settings: CommonSettings) -> DriverDatabase:
     """Create the configured database if missing and apply the migrations; return a client on it."""
+    on_cluster = f" ON CLUSTER {settings.clickhouse_cluster}" if settings.clustered else ""
     bootstrap = connect(settings, database="default")
     try:
-        bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {settings.clickhouse_database}")
+        bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {settings.clickhouse_database}{on_cluster}")
     finally:
         bootstrap.close()
     db = connect(settings)
-    apply_migrations(db)
+    apply_migrations(db, cluster=settings.clickhouse_cluster if settings.clustered else None)
     return db
+
+
+def drop_database(settings: CommonSettings, database: str | None = None) -> None:
+    """``DROP DATABASE IF EXISTS`` (on every server of the cluster on the cluster profile)."""
+    on_cluster = f" ON CLUSTER {settings.clickhouse_cluster}" if settings.clustered else ""
+    db = connect(settings, database="default")
+    try:
+        db.execute(f"DROP DATABASE IF EXISTS {database or settings.clickhouse_database}{on_cluster}")
+    finally:
+        db.close()
 
 
 def server_version(settings: CommonSettings) -> str:

@@ -29,13 +29,26 @@ def _host_port(bootstrap: str) -> tuple[str, int]:
 
 
 class KafkaNode:
-    def __init__(self, settings: CommonSettings) -> None:
+    """One broker (+ controller). The defaults are the single-node stack; the cluster profile makes three
+    with their own ``name``, ``home``, ports and a shared ``libs`` (truyvet/stack/cluster.py)."""
+
+    template = DEPLOY / "server.properties"
+    heap = "1g"
+
+    def __init__(self, settings: CommonSettings, *, name: str = NAME, home: Path | None = None,
+                 address: str | None = None, controller_port: int | None = None, libs: Path | None = None) -> None:
         self.settings = settings
-        self.home = settings.data_dir / "kafka"
-        self.libs = self.home / "libs"
+        self.name = name
+        self.home = home or settings.data_dir / "kafka"
+        self.libs = libs or self.home / "libs"
         self.data = self.home / "data"
         self.procs = ProcessDir(settings.data_dir)
-        self.host, self.port = _host_port(settings.kafka_bootstrap)
+        self.host, self.port = _host_port(address or settings.kafka_bootstrap)
+        self.controller_port = controller_port or settings.kafka_controller_port
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
     # -- install ---------------------------------------------------------------------------------
     def jar_version(self) -> str | None:
@@ -59,21 +72,28 @@ class KafkaNode:
             raise StackError("mvn could not resolve the Kafka jars", output=result.stdout[-2000:])
 
     def _java(self, *args: str) -> list[str]:
-        return ["java", "-Xms256m", "-Xmx1g", f"-Dlog4j2.configurationFile={DEPLOY / 'log4j2.yaml'}",
+        return ["java", "-Xms256m", f"-Xmx{self.heap}", f"-Dlog4j2.configurationFile={DEPLOY / 'log4j2.yaml'}",
                 "-cp", f"{self.libs}/*", *args]
 
+    def properties(self) -> dict[str, object]:
+        """The values of the template's placeholders."""
+        return {"host": self.host, "port": self.port, "controller_port": self.controller_port, "log_dirs": self.data}
+
+    def format_options(self) -> tuple[str, list[str]]:
+        """(cluster id, quorum options) for the storage tool: a new id and a quorum of this node alone."""
+        return _cluster_id(), ["--standalone"]
+
     def configure(self) -> Path:
-        text = (DEPLOY / "server.properties").read_text()
-        rendered = text.format(host=self.host, port=self.port,
-                               controller_port=self.settings.kafka_controller_port, log_dirs=self.data)
+        rendered = self.template.read_text().format(**self.properties())
+        self.home.mkdir(parents=True, exist_ok=True)
         target = self.home / "server.properties"
         target.write_text(rendered)
         if not (self.data / "meta.properties").exists():
             self.data.mkdir(parents=True, exist_ok=True)
-            cluster_id = _cluster_id()
+            cluster_id, quorum = self.format_options()
             result = subprocess.run(
                 self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(target),
-                           "--standalone", "--ignore-formatted"),
+                           *quorum, "--ignore-formatted"),
                 capture_output=True, text=True, check=False,
             )
             if result.returncode != 0:
@@ -83,21 +103,22 @@ class KafkaNode:
     # -- run -------------------------------------------------------------------------------------
     def start(self, *, timeout: float = 90) -> int | None:
         """Start the broker unless one answers already; wait until it serves metadata."""
-        pid = self.procs.pid(NAME)
+        pid = self.procs.pid(self.name)
         if pid is None and port_open(self.host, self.port):
             logger.info("Kafka already listening on %s:%s (not ours); using it", self.host, self.port)
             return None
         if pid is None:
             self.install()
             config = self.configure()
-            pid = self.procs.start(NAME, self._java("kafka.Kafka", str(config)))
-        wait_until(self.ready, timeout=timeout, what=f"Kafka on {self.settings.kafka_bootstrap}")
+            pid = self.procs.start(self.name, self._java("kafka.Kafka", str(config)))
+        if timeout:
+            wait_until(self.ready, timeout=timeout, what=f"Kafka on {self.address}")
         return pid
 
     def ready(self) -> bool:
         if not port_open(self.host, self.port):
             return False  # kafka-python leaks a socket on each refused bootstrap; do not ask it yet
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000)
+        admin = KafkaAdminClient(bootstrap_servers=self.address, request_timeout_ms=3000)
         try:
             admin.list_topics()
             return True
@@ -105,7 +126,7 @@ class KafkaNode:
             admin.close()
 
     def stop(self) -> bool:
-        return self.procs.stop(NAME, timeout=30)
+        return self.procs.stop(self.name, timeout=30)
 
 
 def _cluster_id() -> str:
@@ -124,17 +145,24 @@ def topic_specs(settings: CommonSettings) -> list[NewTopic]:
     """Every topic the pipeline uses, with the partition counts and policies it needs."""
     n = settings.scans_partitions
     retention = str(settings.retention_days * 24 * 3600 * 1000)
-    return [
-        NewTopic(settings.topic(Topics.SCANS), n, 1, topic_configs={"retention.ms": retention}),
-        NewTopic(settings.topic(Topics.SCANS_DLQ), 1, 1, topic_configs={"retention.ms": str(90 * 86400 * 1000)}),
-        NewTopic(settings.topic(Topics.VENUES), n, 1, topic_configs={"cleanup.policy": "compact"}),
-        NewTopic(settings.topic(Topics.ALERTS), n, 1, topic_configs={"retention.ms": retention}),
+    specs = [
+        (Topics.SCANS, n, {"retention.ms": retention}),
+        (Topics.SCANS_DLQ, 1, {"retention.ms": str(90 * 86400 * 1000)}),
+        (Topics.VENUES, n, {"cleanup.policy": "compact"}),
+        (Topics.ALERTS, n, {"retention.ms": retention}),
         # issue 6 (alerts): venue-keyed exposure windows + visit notices; undeliverable alerts.
-        NewTopic(settings.topic(Topics.EXPOSURE_MATCHING), n, 1, topic_configs={"retention.ms": retention}),
-        NewTopic(settings.topic(Topics.TRACED), n, 1, topic_configs={"cleanup.policy": "compact"}),
-        NewTopic(settings.topic(Topics.ALERTS_DLQ), 1, 1,
-                 topic_configs={"retention.ms": str(90 * 86400 * 1000)}),
+        (Topics.EXPOSURE_MATCHING, n, {"retention.ms": retention}),
+        (Topics.TRACED, n, {"cleanup.policy": "compact"}),
+        (Topics.ALERTS_DLQ, 1, {"retention.ms": str(90 * 86400 * 1000)}),
     ]
+    return [NewTopic(settings.topic(name), partitions, settings.replication_factor,
+                     topic_configs={**configs, **replication_configs(settings)})
+            for name, partitions, configs in specs]
+
+
+def replication_configs(settings: CommonSettings) -> dict[str, str]:
+    """Per-topic settings of the profile: on the cluster an ``acks=all`` write needs 2 of the 3 copies."""
+    return {"min.insync.replicas": "2"} if settings.clustered else {}
 
 
 def ensure_topics(settings: CommonSettings) -> list[str]:

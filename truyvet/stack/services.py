@@ -91,6 +91,12 @@ class Stack:
         ensure_topics(self.settings)
         ensure_database(self.settings).close()
 
+    profile = "single"
+
+    def service_env(self) -> dict[str, str]:
+        """Environment every service process gets on top of ours (the profile's addresses)."""
+        return {}
+
     def up(self, *, workers: int = 1, ingest_workers: int | None = None) -> None:
         """Start what is not running (a running process is left alone); ``ingest_workers`` unset keeps the
         ingest pool size asked for last (1 at first)."""
@@ -99,7 +105,7 @@ class Stack:
         ingest_pool.forget_dead(self.settings)
         services = app_services(self.settings, workers=workers, ingest_workers=ingest_workers)
         for service in services:
-            env = {"PYTHONPATH": str(PROJECT_ROOT), **dict(service.env)}
+            env = {"PYTHONPATH": str(PROJECT_ROOT), **self.service_env(), **dict(service.env)}
             self.procs.start(service.name, service.argv, env=env, cwd=PROJECT_ROOT)
         for service in services:
             wait_until(lambda s=service: http_ok(self.health_url(s)), timeout=90, what=service.name)
@@ -114,10 +120,15 @@ class Stack:
             return own or service.health_url
         return service.health_url
 
+    def stop_services(self) -> list[str]:
+        """Stop every service process (all of the ingest pool, up to 8 workers); return the names stopped."""
+        stopped = [name for name in ingest_pool.running_names(self.procs) if self.procs.stop(name)]
+        return stopped + [s.name for s in app_services(self.settings, workers=8, ingest_workers=0)
+                          if self.procs.stop(s.name)]
+
     def down(self) -> list[str]:
         """Stop the services first (they flush to Kafka/ClickHouse), then Kafka and ClickHouse."""
-        stopped = [name for name in ingest_pool.running_names(self.procs) if self.procs.stop(name)]
-        stopped += [s.name for s in app_services(self.settings, workers=8, ingest_workers=0) if self.procs.stop(s.name)]
+        stopped = self.stop_services()
         if self.kafka.stop():
             stopped.append("kafka")
         if self.clickhouse.stop():
@@ -126,22 +137,11 @@ class Stack:
 
     def status(self) -> list[dict[str, str]]:
         """One row per component: name, kind, pid, address, health, version (docs/api.md, v2)."""
+        return [*self.infra_status(), *self.service_status()]
+
+    def service_status(self) -> list[dict[str, str]]:
+        """One row per service process; every process of the ingest pool (ingest_pool.py) has its own."""
         rows = []
-        try:
-            kafka_ok = self.kafka.ready()
-        except Exception:  # noqa: BLE001 - status reports, it does not fail
-            kafka_ok = False
-        rows.append({"name": "kafka", "kind": "kafka", "pid": str(self.procs.pid("kafka") or "-"),
-                     "address": self.settings.kafka_bootstrap, "health": "up" if kafka_ok else "down",
-                     "version": f"Apache Kafka {self.kafka.jar_version() or '?'} (KRaft)"})
-        try:
-            ch_version = server_version(self.settings)
-            ch_ok = True
-        except Exception:  # noqa: BLE001
-            ch_version, ch_ok = "?", False
-        rows.append({"name": "clickhouse", "kind": "clickhouse", "pid": str(self.clickhouse.server_pid() or "-"),
-                     "address": f"{self.settings.clickhouse_host}:{self.settings.clickhouse_port}",
-                     "health": "up" if ch_ok else "down", "version": f"ClickHouse {ch_version}"})
         size = ingest_pool.pool_size(self.procs)
         names = [ingest_name(i) for i in range(size)]
         names += [n for n in ingest_pool.running_names(self.procs) if n not in names]
@@ -160,4 +160,23 @@ class Stack:
                     health = "starting"
             rows.append({"name": service.name, "kind": service.kind, "pid": str(pid or "-"),
                          "address": service.address, "health": health, "version": ""})
+        return rows
+
+    def infra_status(self) -> list[dict[str, str]]:
+        rows = []
+        try:
+            kafka_ok = self.kafka.ready()
+        except Exception:  # noqa: BLE001 - status reports, it does not fail
+            kafka_ok = False
+        rows.append({"name": "kafka", "kind": "kafka", "pid": str(self.procs.pid("kafka") or "-"),
+                     "address": self.settings.kafka_bootstrap, "health": "up" if kafka_ok else "down",
+                     "version": f"Apache Kafka {self.kafka.jar_version() or '?'} (KRaft)"})
+        try:
+            ch_version = server_version(self.settings)
+            ch_ok = True
+        except Exception:  # noqa: BLE001
+            ch_version, ch_ok = "?", False
+        rows.append({"name": "clickhouse", "kind": "clickhouse", "pid": str(self.clickhouse.server_pid() or "-"),
+                     "address": f"{self.settings.clickhouse_host}:{self.settings.clickhouse_port}",
+                     "health": "up" if ch_ok else "down", "version": f"ClickHouse {ch_version}"})
         return rows
