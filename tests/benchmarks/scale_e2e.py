@@ -29,6 +29,7 @@ from truyvet.stack.processes import wait_until
 
 BATCH = 500
 CONCURRENCY = 8
+IDLE_SECONDS = 10.0  # CPU of the idle stack measured this long before the run (fixed cost, not per scan)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class E2E:
     cpu: dict[str, float]  # CPU seconds per component kind over the run
     errors: int
     kafka_bytes: dict[str, int]  # bytes added to each topic's log segments (all replicas) over the run
+    idle: dict[str, float]  # CPU seconds per second per component kind while the stack had nothing to do
 
     @property
     def rate(self) -> float:
@@ -47,6 +49,12 @@ class E2E:
 
     def cpu_us_per_scan(self) -> dict[str, float]:
         return {kind: 1e6 * seconds / self.scans for kind, seconds in sorted(self.cpu.items())}
+
+    def marginal_us_per_scan(self) -> dict[str, float]:
+        """CPU per scan less what the component spends idle over the same time (heartbeats, merges of
+        nothing, ZooKeeper sessions): the cost that grows with the load."""
+        return {kind: max(0.0, 1e6 * (seconds - self.idle.get(kind, 0.0) * self.seconds) / self.scans)
+                for kind, seconds in sorted(self.cpu.items())}
 
 
 def _lag(stack: BenchStack, admin: KafkaAdminClient, consumer: KafkaConsumer) -> int:
@@ -137,6 +145,9 @@ def run_e2e(stack: BenchStack, n_scans: int, progress: Progress, *, seed: int = 
     try:
         base_lag = _lag(stack, admin, consumer)
         assert base_lag == 0, f"the workers are behind before the run ({base_lag})"
+        idle_from = cpu_by_kind(stack)
+        time.sleep(IDLE_SECONDS)
+        idle = {k: (v - idle_from.get(k, 0.0)) / IDLE_SECONDS for k, v in cpu_by_kind(stack).items()}
         cpu_before, kafka_before = cpu_by_kind(stack), kafka_log_bytes(stack)
         started = time.perf_counter()
         errors = asyncio.run(_post(url, headers, bodies, progress))
@@ -159,7 +170,7 @@ def run_e2e(stack: BenchStack, n_scans: int, progress: Progress, *, seed: int = 
     assert got == expected, f"{len(got)} visits in ClickHouse, {len(expected)} expected"
     cpu = {k: cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0) for k in cpu_after}
     grown = {t: kafka_after[t] - kafka_before.get(t, 0) for t in kafka_after if kafka_after[t] > kafka_before.get(t, 0)}
-    return E2E(len(scans), len(expected), seconds, posted, cpu, errors, grown)
+    return E2E(len(scans), len(expected), seconds, posted, cpu, errors, grown, idle)
 
 
 def _authorized(url: str, headers: dict[str, str]) -> bool:

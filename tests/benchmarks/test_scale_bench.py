@@ -68,6 +68,7 @@ def test_scale_single_and_cluster() -> None:
             figures[profile] = {
                 "scans": e2e.scans, "visits": e2e.visits, "seconds": e2e.seconds, "post_seconds": e2e.post_seconds,
                 "scans_per_s": e2e.rate, "errors": e2e.errors, "cpu_us_per_scan": e2e.cpu_us_per_scan(),
+                "marginal_us_per_scan": e2e.marginal_us_per_scan(), "idle_cores": e2e.idle,
                 "kafka_bytes_per_scan": {t: b / e2e.scans for t, b in sorted(e2e.kafka_bytes.items())},
                 "memory_mib": [list(m) for m in memory], "load_before": load_before, "load_after": os.getloadavg()[0],
                 "trace": {k: v for k, v in asdict(trace).items() if k not in ("depth1_ms", "depth2_ms")}
