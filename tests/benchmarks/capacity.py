@@ -198,6 +198,8 @@ def benchmark_section(measured: dict[str, Any]) -> str:
             lambda f: f"{sum(f.get('idle_cores', {}).values()):.2f}"),
         row("Kafka bytes per scan (all topics, all replicas)",
             lambda f: f"{sum(f['kafka_bytes_per_scan'].values()):,.0f}"),
+        row("scans accepted by each ingest process (one port, SO_REUSEPORT)",
+            lambda f: " / ".join(f"{v:,.0f}" for v in f.get("accepted_per_ingest_process", {}).values())),
         row("resident memory, all components (MiB)", lambda f: f"**{sum(m[2] for m in f['memory_mib']):,.0f}**"),
         row("visits loaded for traces", lambda f: f"{f['trace']['visits']:,}" + (
             f" ({f['trace']['load_seconds']:.0f} s)" if f["trace"]["load_seconds"] else " (reused)")),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +44,7 @@ class E2E:
     errors: int
     kafka_bytes: dict[str, int]  # bytes added to each topic's log segments (all replicas) over the run
     idle: dict[str, float]  # CPU seconds per second per component kind while the stack had nothing to do
+    per_ingest: dict[str, float]  # scans each ingest process accepted (its own /metrics)
 
     @property
     def rate(self) -> float:
@@ -119,7 +122,7 @@ def visits_seen(stack: BenchStack, prefix: str) -> dict[str, RefVisit]:
 
 def run_e2e(stack: BenchStack, n_scans: int, progress: Progress, *, seed: int = 12) -> E2E:
     rng = random.Random(seed)
-    prefix = f"b{stack.profile[0]}{rng.randrange(10**6):06d}-"
+    prefix = f"b{stack.profile[0]}{secrets.token_hex(3)}-"  # new ids each run: a reused stack has the last run's
     venues = make_venues(rng, 1000, prefix=f"{prefix}v")
     start = int((datetime.now(UTC) - timedelta(days=3)).timestamp())
     scans = generate(rng, persons=max(1, n_scans // 13), venues=venues, start=start, visits_per_person=8,
@@ -170,7 +173,23 @@ def run_e2e(stack: BenchStack, n_scans: int, progress: Progress, *, seed: int = 
     assert got == expected, f"{len(got)} visits in ClickHouse, {len(expected)} expected"
     cpu = {k: cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0) for k in cpu_after}
     grown = {t: kafka_after[t] - kafka_before.get(t, 0) for t in kafka_after if kafka_after[t] > kafka_before.get(t, 0)}
-    return E2E(len(scans), len(expected), seconds, posted, cpu, errors, grown, idle)
+    return E2E(len(scans), len(expected), seconds, posted, cpu, errors, grown, idle, accepted_per_process(stack))
+
+
+def accepted_per_process(stack: BenchStack) -> dict[str, float]:
+    """Scans accepted by each ingest process of the pool, read from the process's own port."""
+    import httpx
+
+    from truyvet.stack.ingest_pool import own_health_url
+
+    out = {}
+    for name, pid in stack.pids("ingest").items():
+        url = own_health_url(stack.settings, pid)
+        if url:
+            text = httpx.get(url.replace("/healthz", "/metrics"), timeout=10).text
+            found = re.search(r'^truyvet_ingest_scans_total\{outcome="accepted"\} (\S+)$', text, re.M)
+            out[name] = float(found.group(1)) if found else 0.0
+    return out
 
 
 def _authorized(url: str, headers: dict[str, str]) -> bool:

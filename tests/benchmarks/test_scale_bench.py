@@ -69,6 +69,7 @@ def test_scale_single_and_cluster() -> None:
                 "scans": e2e.scans, "visits": e2e.visits, "seconds": e2e.seconds, "post_seconds": e2e.post_seconds,
                 "scans_per_s": e2e.rate, "errors": e2e.errors, "cpu_us_per_scan": e2e.cpu_us_per_scan(),
                 "marginal_us_per_scan": e2e.marginal_us_per_scan(), "idle_cores": e2e.idle,
+                "accepted_per_ingest_process": e2e.per_ingest,
                 "kafka_bytes_per_scan": {t: b / e2e.scans for t, b in sorted(e2e.kafka_bytes.items())},
                 "memory_mib": [list(m) for m in memory], "load_before": load_before, "load_after": os.getloadavg()[0],
                 "trace": {k: v for k, v in asdict(trace).items() if k not in ("depth1_ms", "depth2_ms")}
@@ -79,6 +80,7 @@ def test_scale_single_and_cluster() -> None:
                 "components": sorted({str(c["kind"]) for c in stack.components}),
             }
             assert e2e.errors == 0
+            assert len(e2e.per_ingest) == INGEST_WORKERS and all(n > 0 for n in e2e.per_ingest.values()), e2e.per_ingest
     measured = {"machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": git_rev(),
                 "ingest_workers": INGEST_WORKERS, "workers": WORKERS, "profiles": figures}
     capacity.MEASURED.write_text(json.dumps(measured, indent=1, ensure_ascii=False) + "\n")
