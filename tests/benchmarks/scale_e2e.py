@@ -120,8 +120,8 @@ def visits_seen(stack: BenchStack, prefix: str) -> dict[str, RefVisit]:
     return as_map(RefVisit(v, p, ven, int(a.timestamp()), int(b.timestamp())) for v, p, ven, a, b, d in rows if not d)
 
 
-def run_e2e(stack: BenchStack, n_scans: int, progress: Progress, *, seed: int = 12) -> E2E:
-    rng = random.Random(seed)
+def run_e2e(stack: BenchStack, n_scans: int, progress: Progress, *, seed: int | None = None) -> E2E:
+    rng = random.Random(secrets.randbits(32) if seed is None else seed)  # new scan ids each run
     prefix = f"b{stack.profile[0]}{secrets.token_hex(3)}-"  # new ids each run: a reused stack has the last run's
     venues = make_venues(rng, 1000, prefix=f"{prefix}v")
     start = int((datetime.now(UTC) - timedelta(days=3)).timestamp())
