@@ -28,6 +28,7 @@ KAFKA_REPLICATION = 3
 CH_REPLICAS = 2
 SERVER_DISK_TB = 2.0  # usable NVMe per ClickHouse server, filled to at most 70%
 KAFKA_SCANS_RETENTION_DAYS = 7  # replay window kept in Kafka (ClickHouse holds the 28 days)
+TRACES_PER_DAY = 50_000  # depth-2 traces a day at the height of an outbreak (cases registered, re-traces)
 KINDS = ("ingest", "kafka", "worker", "clickhouse", "zookeeper", "dispatcher", "trace")
 
 
@@ -85,6 +86,7 @@ def plan(measured: dict[str, Any]) -> dict[str, Any]:
         "shards": shards, "shards_disk": shards_disk, "shards_cpu": shards_cpu,
         "memory_mib_by_kind": {k: max(v) for k, v in memory.items()},
         "idle_cores": sum(fig.get("idle_cores", {}).values()),
+        "trace_cpu_ms": sum(fig["trace"].get("cpu_ms", {}).get("2", {}).values()),
     }
 
 
@@ -112,7 +114,7 @@ def plan_markdown(measured: dict[str, Any]) -> str:
         rows,
         f"| **total** | | | **{total_avg:,.0f}** | **{total_peak:,.0f}** |",
         "",
-        f"Cores are planned at {HEADROOM:.0%} busy at the peak, so that one machine in ten can fail at the peak.",
+        f"Cores are planned at {HEADROOM:.0%} busy at the peak: a lost machine's share and bursts above the peak fit.",
         "",
         "| sizing | value | from |",
         "|---|---|---|",
@@ -138,6 +140,9 @@ def plan_markdown(measured: dict[str, Any]) -> str:
         f"{p['shards_cpu']} (16-core servers, half kept for traces) |",
         f"| resident memory per process (largest measured) | {mem} | RSS in the run |",
         f"| CPU of the stack idle (all nodes of the profile) | {p['idle_cores']:.2f} cores | fixed, not per scan |",
+        f"| traces: CPU per depth-2 trace (trace API + ClickHouse) | {p['trace_cpu_ms']:,.0f} ms | "
+        f"{TRACES_PER_DAY:,} a day, 5 x at the busiest hour: "
+        f"{TRACES_PER_DAY * p['trace_cpu_ms'] / 1000 / 86400 * 5 / HEADROOM:.1f} cores |",
     ]
     return "\n".join(lines) + "\n"
 
@@ -204,6 +209,8 @@ def benchmark_section(measured: dict[str, Any]) -> str:
         row("visits loaded for traces", lambda f: f"{f['trace']['visits']:,}" + (
             f" ({f['trace']['load_seconds']:.0f} s)" if f["trace"]["load_seconds"] else " (reused)")),
         *(row(f"**trace depth {d} p95 ms** (HTTP; p50)", lambda f, d=d: _trace_cell(f["trace"], d)) for d in (1, 2)),
+        *(row(f"CPU ms per depth-{d} trace: trace API + ClickHouse (all servers)",
+              lambda f, d=d: _trace_cpu(f["trace"], d)) for d in ("1", "2")),
         row("contacts per case (depth 1 / 2)",
             lambda f: f"{f['trace']['contacts1']:.0f} / {f['trace']['contacts2']:.0f}"),
         row("compressed bytes per visit, one copy (by person + by venue)",
@@ -237,6 +244,11 @@ def _us(fig: dict[str, Any], kind: str | None) -> str:
     if kind is None:
         return f"{sum(total.values()):,.0f} ({sum(marginal.values()):,.0f})"
     return f"{total.get(kind, 0):,.0f} ({marginal.get(kind, 0):,.0f})"
+
+
+def _trace_cpu(trace: dict[str, Any], depth: str) -> str:
+    cpu = trace.get("cpu_ms", {}).get(depth, {})
+    return f"{cpu.get('trace', 0):.0f} + {cpu.get('clickhouse', 0):.0f}" if cpu else "-"
 
 
 def _trace_cell(trace: dict[str, Any], depth: int) -> str:

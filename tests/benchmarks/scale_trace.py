@@ -20,7 +20,7 @@ import httpx
 from clickhouse_driver import Client
 from rich.progress import Progress
 
-from tests.benchmarks.scale_stack import BenchStack
+from tests.benchmarks.scale_stack import BenchStack, cpu_by_kind
 from tests.benchmarks.test_trace_benchmark import DAYS, INFECTIOUS, City, api_call, measure, percentiles
 from trace_api import queries
 from truyvet.auth import Role, create_token
@@ -38,6 +38,7 @@ class TraceFigures:
     contacts1: float
     contacts2: float
     disk: dict[str, float]  # compressed bytes per visit, per copy kind
+    cpu_ms: dict[str, dict[str, float]]  # depth -> component kind -> CPU ms per trace (trace API, ClickHouse)
 
     def p95(self, depth: int) -> float:
         return percentiles(self.depth1_ms if depth == 1 else self.depth2_ms)[1]
@@ -159,7 +160,15 @@ def run_trace(stack: BenchStack, city: City, progress: Progress, n1: int, n2: in
         while http.get(f"{url}/v1/cases/{case_ids[0]}/contacts", headers=headers).status_code != 200:
             assert time.monotonic() < deadline, "the trace API never saw the bench cases"
             time.sleep(0.5)
+        cpu: dict[str, dict[str, float]] = {}
+        before = cpu_by_kind(stack)
         t1, c1 = measure(api_call(http, url, headers, case_ids, 1), n1)
+        middle = cpu_by_kind(stack)
         t2, c2 = measure(api_call(http, url, headers, case_ids, 2), n2)
+        after = cpu_by_kind(stack)
     progress.remove_task(task)
-    return TraceFigures(city.visits, load_s, t1, t2, statistics.mean(c1), statistics.mean(c2), disk_per_visit(stack))
+    # measure() calls each case twice (a warm-up pass, then the timed one): 2n traces per series
+    for depth, (a, b, n) in {"1": (before, middle, n1), "2": (middle, after, n2)}.items():
+        cpu[depth] = {k: 1000 * (b[k] - a.get(k, 0.0)) / (2 * n) for k in ("trace", "clickhouse") if k in b}
+    return TraceFigures(city.visits, load_s, t1, t2, statistics.mean(c1), statistics.mean(c2), disk_per_visit(stack),
+                        cpu)
