@@ -199,6 +199,8 @@ def benchmark_section(measured: dict[str, Any]) -> str:
             lambda f: f"**{f['scans_per_s']:,.0f}** ({f['seconds']:.1f} s; POSTs done in {f['post_seconds']:.1f} s)"),
         *(row(f"CPU µs per scan: {k} (less idle)", lambda f, k=k: _us(f, k)) for k in kinds),
         row("CPU µs per scan: all components (less idle)", lambda f: _us(f, None)),
+        row("what this machine's 2 cores could carry at that CPU cost (2,000,000 µs/s / all components, less idle)",
+            lambda f: f"{2e6 / sum(f.get('marginal_us_per_scan', f['cpu_us_per_scan']).values()):,.0f} scans/s"),
         row("CPU of the idle stack (cores busy with nothing to do)",
             lambda f: f"{sum(f.get('idle_cores', {}).values()):.2f}"),
         row("Kafka bytes per scan (all topics, all replicas)",
