@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from truyvet.secretstore import qr_keys_dir
 from truyvet.settings import CommonSettings
 
 
@@ -21,7 +22,7 @@ class IngestSettings(CommonSettings):
     retry_after_seconds: int = Field(5, ge=1)
     # How long Kafka batches may wait for a partition leader (a broker restart) before they fail.
     kafka_request_timeout_seconds: float = Field(60.0, gt=0)
-    # Venue QR signing keys (Ed25519); never in git. Default: <data_dir>/keys/qr.
+    # Venue QR signing keys (Ed25519); never in git. Default: <data_dir>/secrets/qr-keys.
     qr_keys_dir: Path | None = None
     qr_key_reload_seconds: float = Field(1.0, ge=0)
     # Per-token token bucket on scan intake, counted in scans (a batch of N costs N).
@@ -32,7 +33,7 @@ class IngestSettings(CommonSettings):
 
     @property
     def keys_dir(self) -> Path:
-        return self.qr_keys_dir or self.data_dir / "keys" / "qr"
+        return self.qr_keys_dir or qr_keys_dir(self.data_dir)
 
 
 @lru_cache(maxsize=1)

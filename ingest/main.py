@@ -19,6 +19,7 @@ from ingest.scans import ScanValidator
 from ingest.venues import VenueStore
 from truyvet.auth import TokenStore
 from truyvet.events import Topics
+from truyvet.kafka_clients import security_options
 from truyvet.schema import connect
 from truyvet.web import install_error_handlers, install_health_and_metrics
 
@@ -42,10 +43,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout_seconds=settings.produce_timeout_seconds,
         kafka_timeout_seconds=settings.kafka_request_timeout_seconds,
         recent_capacity=settings.recent_scan_ids,
+        client_options=security_options(settings),
     )
     await app.state.producer.start()
     app.state.validator = ScanValidator(
-        pseudonym_key=settings.pseudonym_key.get_secret_value().encode(),
+        pseudonym_key=settings.pseudonym_key_bytes(),
         retention=timedelta(days=settings.retention_days),
         max_future=timedelta(seconds=settings.max_future_seconds),
         venue_lookup=app.state.venues.get,

@@ -30,6 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -76,11 +77,13 @@ class ScanProducer:
     """
 
     def __init__(self, *, bootstrap: str, topic: str, timeout_seconds: float,
-                 kafka_timeout_seconds: float = 60, recent_capacity: int = 0) -> None:
+                 kafka_timeout_seconds: float = 60, recent_capacity: int = 0,
+                 client_options: dict[str, Any] | None = None) -> None:
         self.topic = topic
         self.timeout = timeout_seconds
         self._kafka_timeout = max(kafka_timeout_seconds, timeout_seconds)
         self._bootstrap = bootstrap
+        self._client_options = client_options or {}
         self._producer: AIOKafkaProducer | None = None
         self._starting: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
@@ -100,6 +103,7 @@ class ScanProducer:
             max_request_size=4 * 1024 * 1024,
             request_timeout_ms=int(self._kafka_timeout * 1000),
             retry_backoff_ms=200,
+            **self._client_options,
         )
 
     async def start(self) -> None:

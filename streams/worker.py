@@ -31,7 +31,9 @@ from streams.consumer import PartitionedConsumer
 from streams.retention import drop_expired
 from streams.visits_worker import VisitsProcessor
 from truyvet.events import Topics
+from truyvet.kafka_clients import client_kwargs, faust_credentials, security_options
 from truyvet.schema import connect
+from truyvet.schema.db import DatabaseError
 from truyvet.stack.kafka import replication_configs
 
 logger = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ STORES = ("person-scans", "exposure-windows", "alerted")
 def ensure_state_topics(settings: StreamsSettings) -> None:
     """The stores' changelogs: compacted, partitioned like the intake (a store's partition p is intake
     partition p's state). Made before the consumers start, so nothing auto-creates them otherwise."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    admin = KafkaAdminClient(**client_kwargs(settings), request_timeout_ms=15000)
     try:
         existing = set(admin.list_topics())
         for store in STORES:
@@ -72,19 +74,22 @@ class Worker:
 
     async def start(self) -> None:
         settings = self.settings
+        security = security_options(settings)
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
+            **client_kwargs(settings), acks="all", enable_idempotence=True,
             # One request per few ms instead of one per record (changelog, notices, dead letters).
             linger_ms=5, max_batch_size=512 * 1024, max_request_size=8 * 1024 * 1024,
             metadata_max_age_ms=10_000,
         )
         self.visits = VisitsProcessor(settings, producer=self.producer, connect=lambda: connect(settings),
-                                      should_stop=self.should_stop)
-        self.traced = TracedPersons(settings.topic(Topics.TRACED), bootstrap=settings.kafka_bootstrap)
+                                      should_stop=self.should_stop, client_options=security)
+        self.traced = TracedPersons(settings.topic(Topics.TRACED), bootstrap=settings.kafka_bootstrap,
+                                    client_options=security)
         self.matching = MatchingProcessor(settings, producer=self.producer, connect=lambda: connect(settings),
-                                          depth=alert_settings().depth, traced=self.traced)
+                                          depth=alert_settings().depth, traced=self.traced, client_options=security)
         common: dict[str, Any] = {"bootstrap": settings.kafka_bootstrap, "stall_seconds": settings.stall_seconds,
-                                  "session_timeout_seconds": settings.session_timeout_seconds}
+                                  "session_timeout_seconds": settings.session_timeout_seconds,
+                                  "client_options": security}
         self.scans = PartitionedConsumer(topic=settings.topic(Topics.SCANS), group_id=settings.group("scans"),
                                          processor=self.visits, max_records=settings.sink_batch_size,
                                          flush_seconds=settings.sink_flush_seconds, **common)
@@ -118,6 +123,7 @@ def create_app(settings: StreamsSettings) -> tuple[faust.App, Worker]:
     app = faust.App(
         settings.app_id,
         broker=";".join(f"kafka://{address}" for address in settings.kafka_bootstrap.split(",")),
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(settings.data_dir / "streams" / "{conf.name}-data"),
         web_enabled=False,
@@ -174,6 +180,11 @@ def create_app(settings: StreamsSettings) -> tuple[faust.App, Worker]:
     @app.timer(settings.retention_check_seconds, on_leader=True)
     async def drop_expired_partitions() -> None:
         """Retention: drop whole daily partitions older than the retention period."""
-        await asyncio.get_running_loop().run_in_executor(None, drop_expired, settings)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, drop_expired, settings)
+        except DatabaseError as exc:
+            # The next tick tries again (e.g. the retention account not yet let into a new database).
+            logger.warning("retention check failed, retried in %.0fs: %s", settings.retention_check_seconds,
+                           str(exc).splitlines()[0][:300])
 
     return app, worker

@@ -32,6 +32,16 @@ from truyvet.units import load_units  # noqa: E402
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
+# The cluster profile's fixtures (cluster, cluster_db, cluster_services, profile): issue 12.
+pytest_plugins = ["tests.cluster_fixtures"]
+
+
+def clickhouse_env(settings: CommonSettings) -> dict[str, str]:
+    """Environment of a process that must reach the session's ClickHouse while its own data dir (and
+    so its own secrets) is elsewhere: the admin account with this installation's password."""
+    admin = settings.as_account(clickhouse="admin")
+    return {"TRUYVET_CLICKHOUSE_USER": "admin", "TRUYVET_CLICKHOUSE_PASSWORD": admin.clickhouse_secret()}
+
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[CommonSettings]:

@@ -3,14 +3,16 @@
 What is enforced where:
 - In this code the API only ever INSERTs into ``audit_log`` (:func:`record`); :func:`entries` reads it
   for ``GET /v1/audit`` (admins). No statement here or elsewhere in the service updates or deletes it.
-- ClickHouse 18.16 has no per-table privileges (users.xml knows only ``readonly`` profiles and
-  ``allow_databases``), so on 18.16 "insert-only" cannot be enforced by the server for a user that
-  must also write cases. On ClickHouse >= 20.5 the operator enforces it with SQL access control::
+- The server enforces it (ClickHouse 18.16, users.xml): the log lives in its own database
+  ``<database>_audit`` (:func:`audit_table`); the trace API's account has ``allow_ddl=0`` (no ALTER,
+  DELETE, DROP, TRUNCATE), and the only service account with DDL (retention) cannot use that database
+  (truyvet/stack/clickhouse_users.py; tests/integration/truyvet/test_clickhouse_accounts.py).
+- On ClickHouse >= 20.5 an operator may go further with SQL access control::
 
       CREATE USER trace_api IDENTIFIED BY '...';
       GRANT SELECT ON truyvet.* TO trace_api;
       GRANT INSERT ON truyvet.cases TO trace_api;
-      GRANT INSERT ON truyvet.audit_log TO trace_api;   -- no ALTER/DELETE/DROP/TRUNCATE on it
+      GRANT INSERT ON truyvet_audit.audit_log TO trace_api;   -- no ALTER/DELETE/DROP/TRUNCATE on it
 
   and an admin reader with ``GRANT SELECT ON truyvet.audit_log``. The table is a plain MergeTree
   (no ReplacingMergeTree/collapsing), so even a duplicate insert never replaces an entry.
@@ -41,6 +43,11 @@ PERSON_READ_DENIED = "person.read_denied"
 AUDIT_READ = "audit.read"
 
 
+def audit_table(db: Database) -> str:
+    """``<database>_audit.audit_log``: the log's own database (migration 0070)."""
+    return f"{db.name}_audit.audit_log"
+
+
 def record(
     db: Database,
     principal: Principal,
@@ -53,7 +60,7 @@ def record(
 ) -> None:
     """Append one entry (who, role, ward, when, what, parameters, how many results, why)."""
     db.insert(
-        "audit_log",
+        audit_table(db),
         COLUMNS,
         [
             (
@@ -95,7 +102,7 @@ def entries(
             where.append(f"{name} = %({name})s")
             params[name] = value
     rows = db.execute(
-        f"SELECT {', '.join(COLUMNS)} FROM audit_log WHERE {' AND '.join(where)} "
+        f"SELECT {', '.join(COLUMNS)} FROM {audit_table(db)} WHERE {' AND '.join(where)} "
         "ORDER BY at DESC, actor LIMIT %(limit)s",
         params,
     )

@@ -20,9 +20,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from truyvet import secretstore
 from truyvet.exceptions import ConfigError
 
-PLACEHOLDER_SECRET = "change-me-in-production"  # noqa: S105 - the value we refuse outside development
+PLACEHOLDER_SECRET = "change-me-in-production"  # noqa: S105 - a published value, refused in every environment
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILE_ENV = "profile.env"
 
@@ -44,8 +45,15 @@ class CommonSettings(BaseSettings):
     clickhouse_host: str = "127.0.0.1"
     clickhouse_port: int = 9000
     clickhouse_http_port: int = 8123
-    clickhouse_user: str = "default"
-    clickhouse_password: SecretStr = SecretStr("")
+    # Each service subclass names its own account (ingest, worker, trace, dispatcher); the CLI and
+    # migrations use ``admin``. Unset password: this installation's file in ``<data_dir>/secrets/``.
+    clickhouse_user: str = "admin"
+    clickhouse_password: SecretStr | None = None
+    # Kafka clients authenticate with SASL/SCRAM-SHA-512 (truyvet/kafka_clients.py builds their options).
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "PLAINTEXT"] = "SASL_PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_username: str = "admin"
+    kafka_password: SecretStr | None = None
     clickhouse_database: str = "truyvet"
 
     # Cluster profile (issue 12, docs/operations.md "Cluster profile"): ``cluster`` makes the schema
@@ -65,8 +73,9 @@ class CommonSettings(BaseSettings):
     dispatcher_port: int | None = Field(None, validation_alias=AliasChoices("ALERTS_DISPATCHER_PORT",
                                                                             "TRUYVET_DISPATCHER_PORT"))
 
-    # Keyed pseudonyms of national ID numbers and the token hashes depend on this.
-    pseudonym_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # Keyed pseudonyms of national ID numbers depend on this. Unset: the installation's own key
+    # (``<data_dir>/secrets/pseudonym_key``, made by the first ``truyvet up``).
+    pseudonym_key: SecretStr | None = None
     retention_days: int = Field(28, ge=1, le=366)
     max_stay_minutes: int = Field(12 * 60, ge=1)
     default_stay_minutes: int = Field(60, ge=1)
@@ -95,9 +104,45 @@ class CommonSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> CommonSettings:
-        if self.environment == "production" and self.pseudonym_key.get_secret_value() == PLACEHOLDER_SECRET:
-            raise ConfigError("TRUYVET_PSEUDONYM_KEY is the placeholder; set a real secret in production")
+        for name in ("pseudonym_key", "clickhouse_password", "kafka_password"):
+            value = getattr(self, name)
+            if value is not None and value.get_secret_value().strip() in (PLACEHOLDER_SECRET, "change-me"):
+                raise ConfigError(f"TRUYVET_{name.upper()} is the public placeholder; unset it to use this "
+                                  "installation's own secret (made by `truyvet up`) or set a real one")
         return self
+
+    # -- secrets (SECURITY.md, "Accounts and secrets") ----------------------------------------------
+    def _secret(self, explicit: SecretStr | None, file_name: str, what: str) -> str:
+        if explicit is not None:
+            return explicit.get_secret_value()
+        value = secretstore.read_secret(self.data_dir, file_name)
+        if value is None:
+            raise ConfigError(f"no {what}: this installation's secrets are made by the first `truyvet up` "
+                              f"(in {secretstore.secrets_dir(self.data_dir)}); or set it in the environment")
+        return value
+
+    def pseudonym_key_bytes(self) -> bytes:
+        """The key of the CCCD pseudonyms (HMAC), from the environment or this installation's file."""
+        return self._secret(self.pseudonym_key, secretstore.PSEUDONYM_KEY, "pseudonym key").encode()
+
+    def clickhouse_secret(self) -> str:
+        """The password of :attr:`clickhouse_user`."""
+        return self._secret(self.clickhouse_password, secretstore.clickhouse_password_name(self.clickhouse_user),
+                            f"password for the ClickHouse account {self.clickhouse_user!r}")
+
+    def kafka_secret(self) -> str:
+        """The password of :attr:`kafka_username`."""
+        return self._secret(self.kafka_password, secretstore.kafka_password_name(self.kafka_username),
+                            f"password for the Kafka account {self.kafka_username!r}")
+
+    def as_account(self, *, clickhouse: str | None = None, kafka: str | None = None) -> CommonSettings:
+        """The same settings connecting as another account (its password from this installation)."""
+        update: dict[str, object] = {}
+        if clickhouse is not None:
+            update |= {"clickhouse_user": clickhouse, "clickhouse_password": None}
+        if kafka is not None:
+            update |= {"kafka_username": kafka, "kafka_password": None}
+        return self.model_copy(update=update)
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical topic (``scans``, ``scans-dlq``, ``venues``...)."""

@@ -35,6 +35,7 @@ from streams.alerting.delivery import (
 )
 from streams.alerting.settings import AlertSettings, get_settings
 from truyvet.events import Alert, DeadLetter, Topics
+from truyvet.kafka_clients import client_kwargs
 from truyvet.schema import connect
 from truyvet.schema.db import Database, DatabaseError
 
@@ -295,13 +296,13 @@ class Dispatcher:
         s = self.settings
         consumer = AIOKafkaConsumer(
             self.topic,
-            bootstrap_servers=s.kafka_bootstrap,
+            **client_kwargs(s),
             group_id=s.topic_prefix + s.dispatcher_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=1000,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(**client_kwargs(s), acks="all", enable_idempotence=True)
         await consumer.start()
         await producer.start()
         recorder = asyncio.create_task(self.recorder.run())

@@ -21,6 +21,7 @@ from streams.alerting.settings import RAISED, AlertSettings, get_settings
 from truyvet.alerts import alert_id
 from truyvet.events import Alert, ExposureWindow, Topics, TracedPerson
 from truyvet.exceptions import TruyvetError
+from truyvet.kafka_clients import client_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def producer() -> KafkaProducer:
     with _lock:
         if _producer is None:
             _producer = KafkaProducer(
-                bootstrap_servers=get_settings().kafka_bootstrap, acks="all", enable_idempotence=True,
+                **client_kwargs(get_settings()), acks="all", enable_idempotence=True,
                 linger_ms=2, retries=2**31 - 1, max_block_ms=10_000, request_timeout_ms=10_000,
                 delivery_timeout_ms=15_000,
             )

@@ -28,6 +28,7 @@ from streams.processor import PersonState
 from streams.store import ChangelogStore
 from streams.visits_worker import PERSON_STATE
 from tests.benchmarks.report import write_section
+from truyvet.kafka_clients import client_kwargs
 from truyvet.partitioning import partition_for
 from truyvet.scan import Scan
 from truyvet.settings import CommonSettings
@@ -49,12 +50,12 @@ def _state(i: int, now: int) -> bytes:
 
 
 def _fill(settings: CommonSettings, topic: str, persons: int) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_kwargs(settings))
     try:
         admin.create_topics([NewTopic(topic, PARTITIONS, 1, topic_configs={"cleanup.policy": "compact"})])
     finally:
         admin.close()
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks=1, linger_ms=20,
+    producer = KafkaProducer(**client_kwargs(settings), acks=1, linger_ms=20,
                              batch_size=1024 * 1024, max_request_size=8 * 1024 * 1024)
     now = int(time.time())
     size = 0
@@ -92,7 +93,7 @@ def test_person_state_restore_time(infra: CommonSettings) -> None:
         rows.append((persons, bytes_each, seconds, persons / seconds, (rss_after - rss_before) / 1024))
         print(f"\n{persons:,} persons ({bytes_each} B each): restored in {seconds:.1f} s "
               f"({persons / seconds:,.0f}/s), peak RSS +{(rss_after - rss_before) / 1024:.0f} MiB")
-        admin = KafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_kwargs(infra))
         try:
             admin.delete_topics([topic])
         finally:

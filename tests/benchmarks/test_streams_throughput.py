@@ -38,6 +38,7 @@ from tests.integration.streams.harness import Pipeline, as_map, metric, stay_fun
 from tests.unit.streams.reference import reference_visits
 from tests.unit.streams.scenarios import generate, make_venues, scan_json
 from truyvet.events import Topics
+from truyvet.kafka_clients import client_kwargs
 from truyvet.schema import connect
 from truyvet.settings import CommonSettings
 from truyvet.stack.clickhouse import ensure_database
@@ -94,7 +95,7 @@ def raw_limit(settings: CommonSettings, payloads: list[tuple[bytes, bytes]]) -> 
     """Seconds and CPU seconds (this process) for plain kafka-python consume + clickhouse-driver insert
     of the records (produced before)."""
     topic = settings.topic("raw-bench")
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_kwargs(settings))
     admin.create_topics([NewTopic(topic, settings.scans_partitions, 1)])
     admin.close()
     produce(settings.kafka_bootstrap, topic, settings.scans_partitions, payloads)
@@ -104,7 +105,7 @@ def raw_limit(settings: CommonSettings, payloads: list[tuple[bytes, bytes]]) -> 
     client.execute("CREATE TABLE IF NOT EXISTS raw_scans (scan_id String, person_id String, venue_id String, "
                    "t DateTime('UTC'), direction String) ENGINE = MergeTree PARTITION BY toYYYYMMDD(t) "
                    "ORDER BY (person_id, t)")
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+    consumer = KafkaConsumer(**client_kwargs(settings), enable_auto_commit=False,
                              max_poll_records=20000, fetch_max_bytes=64 * 1024 * 1024,
                              max_partition_fetch_bytes=8 * 1024 * 1024)
     consumer.assign([TopicPartition(topic, n) for n in range(settings.scans_partitions)])

@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 import click
 from rich.logging import RichHandler
 
-from truyvet.cli import demo, roster, stack, token, units
+from truyvet.cli import access, demo, roster, stack, token, units
 
 
 @click.group()
@@ -29,6 +29,8 @@ cli.add_command(token.token)
 cli.add_command(units.units)
 cli.add_command(roster.roster)
 cli.add_command(demo.demo)
+cli.add_command(access.sql)
+cli.add_command(access.kafka_config)
 # Commands of the services (ingest's ``qr-key``, alerting's ``webhook``), found by entry point: the shared package
 # imports no service.
 for command in entry_points(group="truyvet.commands"):

@@ -33,8 +33,10 @@ def current_stack(*, cluster: bool | None = None) -> Stack:
               help="Ingest processes sharing the ingest port (SO_REUSEPORT); default: as last asked, else 1.")
 def up(workers: int, cluster: bool, ingest_workers: int | None) -> None:
     """Start Kafka, ClickHouse, the ingest API, the stream worker(s) and the trace API (only what is down)."""
-    stack = current_stack(cluster=cluster)
-    what = "the cluster (first run fetches ZooKeeper and Kafka jars)" if cluster else \
+    # Without the flag: the single-node default, unless the cluster profile is the one in use here
+    # (``truyvet up --cluster`` ran and no ``truyvet down`` since): then it restarts what is down there.
+    stack = current_stack(cluster=True if cluster else None)
+    what = "the cluster (first run fetches ZooKeeper and Kafka jars)" if stack.profile == "cluster" else \
         "the stack (first run fetches Kafka jars and installs ClickHouse)"
     with console.status(f"starting {what}..."):
         stack.up(workers=workers, ingest_workers=ingest_workers)

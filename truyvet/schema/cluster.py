@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from truyvet.exceptions import TruyvetError
 
 LOCAL = "_local"
-_IDENT = r"`?([A-Za-z_][A-Za-z0-9_]*)`?"
+_IDENT = r"`?((?:[A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*)`?"  # [db.]name
 _CREATE_TABLE = re.compile(rf"^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?{_IDENT}\s*\(", re.I | re.S)
 _ENGINE = re.compile(r"^\s*ENGINE\s*=\s*([A-Za-z]*MergeTree)\s*(\((.*?)\))?(?=\s|$)", re.I | re.S)
 _ANY_ENGINE = re.compile(r"^\s*ENGINE\s*=", re.I)
@@ -39,6 +39,7 @@ _RENAME = re.compile(r"^RENAME\s+TABLE\s+(.*)$", re.I | re.S)
 _ALTER = re.compile(rf"^ALTER\s+TABLE\s+{_IDENT}\s+(.*)$", re.I | re.S)
 _TRUNCATE = re.compile(rf"^TRUNCATE\s+TABLE\s+(?:IF\s+EXISTS\s+)?{_IDENT}\s*$", re.I | re.S)
 _INSERT = re.compile(r"^INSERT\s+INTO\s+", re.I)
+_CREATE_DATABASE = re.compile(rf"^CREATE\s+DATABASE\s+(?:IF\s+NOT\s+EXISTS\s+)?{_IDENT}\s*$", re.I | re.S)
 _COLUMN_ALTER = re.compile(r"^\s*(ADD|DROP|MODIFY|COMMENT|CLEAR)\s+COLUMN\b", re.I)
 _FROM = re.compile(rf"\b(FROM|JOIN)\s+{_IDENT}", re.I)
 
@@ -64,7 +65,16 @@ class ClusterSchema:
         return f"ON CLUSTER {self.cluster}"
 
     def q(self, table: str) -> str:
-        return f"{self.database}.{table}"
+        """``db.table``: names of the migrations' own database are qualified with it."""
+        return table if "." in table else f"{self.database}.{table}"
+
+    def key(self, table: str) -> str:
+        """The name the registry knows a table by: ``db.table``."""
+        return self.q(table)
+
+    def parts(self, table: str) -> tuple[str, str]:
+        database, _, name = self.q(table).partition(".")
+        return database, name
 
     def create_database(self) -> str:
         return f"CREATE DATABASE IF NOT EXISTS {self.database} {self.on}"
@@ -72,6 +82,8 @@ class ClusterSchema:
     def transform(self, sql: str) -> list[str]:
         """The cluster statements (in order) that stand for one single-node statement."""
         text = sql.strip().rstrip(";").strip()
+        if m := _CREATE_DATABASE.match(text):
+            return [f"CREATE DATABASE IF NOT EXISTS {m.group(1)} {self.on}"]
         if _CREATE_TABLE.match(text):
             return self._create_table(text)
         if m := _MV.match(text):
@@ -108,9 +120,9 @@ class ClusterSchema:
             raise ClusterSchemaError("a MergeTree table needs ORDER BY to be sharded", table=name)
         key_columns = order.group(2) if order.group(2) is not None else order.group(1)
         first = _split_top(key_columns)[0].strip() if key_columns.strip() else ""
-        self.shard_keys[name] = f"cityHash64({first})" if first and first.lower() != "tuple()" else "rand()"
+        self.shard_keys[self.key(name)] = f"cityHash64({first})" if first and first.lower() != "tuple()" else "rand()"
         local = name + LOCAL
-        path = f"'/clickhouse/tables/{{shard}}/{self.database}.{local}', '{{replica}}'"
+        path = f"'/clickhouse/tables/{{shard}}/{self.q(local)}', '{{replica}}'"
         replicated = f"Replicated{kind}({path}{', ' + args if args else ''})"
         return [
             f"CREATE TABLE IF NOT EXISTS {self.q(local)} {self.on} {columns} ENGINE = {replicated}{tail}",
@@ -118,26 +130,29 @@ class ClusterSchema:
         ]
 
     def _distributed(self, name: str) -> str:
+        database, table = self.parts(name)
         return (f"CREATE TABLE IF NOT EXISTS {self.q(name)} {self.on} AS {self.q(name + LOCAL)} "
-                f"ENGINE = Distributed({self.cluster}, {self.database}, {name + LOCAL}, {self.shard_keys[name]})")
+                f"ENGINE = Distributed({self.cluster}, {database}, {table + LOCAL}, {self.shard_keys[self.key(name)]})")
 
     def _materialized_view(self, name: str, target: str, select: str) -> list[str]:
-        self.views.add(name)
-        local_select = _FROM.sub(
-            lambda m: f"{m.group(1)} {self.q(m.group(2) + LOCAL) if m.group(2) in self.shard_keys else m.group(2)}",
-            select)
-        if target not in self.shard_keys:
+        self.views.add(self.key(name))
+        def local(m: re.Match[str]) -> str:
+            source = m.group(2)
+            return f"{m.group(1)} {self.q(source + LOCAL) if self.key(source) in self.shard_keys else source}"
+
+        local_select = _FROM.sub(local, select)
+        if self.key(target) not in self.shard_keys:
             raise ClusterSchemaError("a materialized view's target must be a table created before it", view=name)
         return [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.q(name)} {self.on} TO {self.q(target + LOCAL)} "
                 f"AS {local_select}"]
 
     def _drop(self, name: str) -> list[str]:
         statements = [f"DROP TABLE IF EXISTS {self.q(name)} {self.on}"]
-        if name in self.views:
-            self.views.discard(name)
+        if self.key(name) in self.views:
+            self.views.discard(self.key(name))
         else:  # a table, or a name this schema never saw: its local table goes too (IF EXISTS)
             statements.append(f"DROP TABLE IF EXISTS {self.q(name + LOCAL)} {self.on}")
-        self.shard_keys.pop(name, None)
+        self.shard_keys.pop(self.key(name), None)
         return statements
 
     def _rename(self, pairs_text: str) -> list[str]:
@@ -147,13 +162,13 @@ class ClusterSchema:
             if m is None:
                 raise ClusterSchemaError("cannot read RENAME", part=part)
             pairs.append((m.group(1), m.group(2)))
-        unknown = [a for a, _ in pairs if a not in self.shard_keys]
+        unknown = [a for a, _ in pairs if self.key(a) not in self.shard_keys]
         if unknown:
             raise ClusterSchemaError("RENAME of a table the migrations did not create", tables=unknown)
         # The local tables move; the Distributed tables name their local table, so they are made again.
         statements = ["RENAME TABLE " + ", ".join(f"{self.q(a + LOCAL)} TO {self.q(b + LOCAL)}" for a, b in pairs)
                       + f" {self.on}"]
-        keys = {b: self.shard_keys.pop(a) for a, b in pairs}
+        keys = {self.key(b): self.shard_keys.pop(self.key(a)) for a, b in pairs}
         names = dict.fromkeys(name for pair in pairs for name in pair)
         statements += [f"DROP TABLE IF EXISTS {self.q(name)} {self.on}" for name in names]
         self.shard_keys.update(keys)
@@ -161,7 +176,7 @@ class ClusterSchema:
         return statements
 
     def _alter(self, name: str, operations: str) -> list[str]:
-        if name not in self.shard_keys:
+        if self.key(name) not in self.shard_keys:
             return [f"ALTER TABLE {self.q(name)} {self.on} {operations}"]
         statements = [f"ALTER TABLE {self.q(name + LOCAL)} {self.on} {operations}"]
         if all(_COLUMN_ALTER.match(op) for op in _split_top(operations)):
@@ -190,7 +205,9 @@ def _matching_paren(text: str, start: int) -> int:
 
 def _split_top(text: str) -> list[str]:
     """Split on commas outside parentheses and quotes."""
-    parts, depth, quote, current = [], 0, "", []
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
     for i, c in enumerate(text):
         if quote:
             if c == quote and text[i - 1] != "\\":

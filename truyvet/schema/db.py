@@ -71,8 +71,8 @@ class DriverDatabase:
         host: str,
         port: int,
         database: str,
-        user: str = "default",
-        password: str = "",
+        user: str,
+        password: str,
         connect_timeout: float = 5,
         send_receive_timeout: float = 120,
         alt_hosts: str = "",
@@ -99,6 +99,14 @@ class DriverDatabase:
         except Exception as exc:
             code = getattr(exc, "code", None)
             raise DatabaseError(f"ClickHouse statement failed: {exc}", code=code, sql=sql[:200]) from exc
+
+    def execute_with_columns(self, sql: str) -> tuple[list[Row], list[tuple[str, str]]]:
+        """Rows and ``(name, type)`` of each column (``truyvet sql``)."""
+        try:
+            rows, columns = self._client.execute(sql, with_column_types=True)
+        except Exception as exc:
+            raise DatabaseError(f"ClickHouse statement failed: {exc}", code=getattr(exc, "code", None)) from exc
+        return rows, columns
 
     def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
         data = [tuple(r) for r in rows]
@@ -177,6 +185,6 @@ def connect(settings: CommonSettings, *, database: str | None = None) -> DriverD
         port=settings.clickhouse_port,
         database=database if database is not None else settings.clickhouse_database,
         user=settings.clickhouse_user,
-        password=settings.clickhouse_password.get_secret_value(),
+        password=settings.clickhouse_secret(),
         alt_hosts=settings.clickhouse_alt_hosts,
     )

@@ -45,6 +45,11 @@ def migrations() -> list[Migration]:
     return found
 
 
+def render_statement(statement: str, database: str) -> str:
+    """Fill ``{audit_database}``: the audit log's database, named after the data database."""
+    return statement.replace("{audit_database}", f"{database}_audit")
+
+
 MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
     "(version UInt32, name String, applied_at DateTime('UTC')) "
@@ -64,7 +69,8 @@ def apply_migrations(db: Database, *, cluster: str | None = None) -> list[Migrat
     done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
     applied = []
     for migration in migrations():
-        statements = [s for raw in migration.statements for s in (form.transform(raw) if form else [raw])]
+        rendered = [render_statement(raw, db.name) for raw in migration.statements]
+        statements = [s for raw in rendered for s in (form.transform(raw) if form else [raw])]
         if migration.version in done:
             continue  # transformed anyway: the cluster form remembers the tables' sharding keys
         for statement in statements:

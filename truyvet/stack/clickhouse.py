@@ -7,18 +7,23 @@ import os
 import shutil
 import subprocess
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
+from truyvet import secretstore
 from truyvet.exceptions import StackError
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import DriverDatabase
 from truyvet.settings import PROJECT_ROOT, CommonSettings
-from truyvet.stack.processes import ProcessDir, port_open, wait_until
+from truyvet.stack.clickhouse_users import audit_database, render_users_xml
+from truyvet.stack.processes import ProcessDir, lax_umask, port_open, wait_until
 
 logger = logging.getLogger(__name__)
 
 DEPLOY = PROJECT_ROOT / "deploy" / "clickhouse"
 NAME = "clickhouse"
+# The databases the retention account may use (it drops expired partitions there), one per line.
+RETENTION_FILE = "retention-databases"
 
 
 def server_binary() -> list[str] | None:
@@ -52,7 +57,7 @@ class ClickHouseNode:
 
     def __init__(self, settings: CommonSettings, *, name: str = NAME, home: Path | None = None,
                  tcp_port: int | None = None, http_port: int | None = None,
-                 extra: dict[str, str] | None = None) -> None:
+                 extra: dict[str, Callable[[], str]] | None = None) -> None:
         self.settings = settings
         self.name = name
         self.home = home or settings.data_dir / "clickhouse"
@@ -60,30 +65,100 @@ class ClickHouseNode:
         self.host = settings.clickhouse_host
         self.tcp_port = tcp_port or settings.clickhouse_port
         self.http_port = http_port or settings.clickhouse_http_port
-        self.extra = extra or {}  # relative path under home (config.d/x.xml, users.d/x.xml) -> content
+        # relative path under home (config.d/x.xml, users.d/x.xml) -> its content, made when configured
+        self.extra = extra or {}
+        # This server alone (its own port, no alternates): readiness and account checks ask it.
+        self.own = settings.model_copy(update={"clickhouse_port": self.tcp_port, "clickhouse_alt_hosts": ""})
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.tcp_port}"
 
     def configure(self) -> Path:
+        secretstore.make_private_dir(self.home)
         for sub in ("data", "tmp", "user_files", "format_schemas", "logs"):
-            (self.home / sub).mkdir(parents=True, exist_ok=True)
+            secretstore.make_private_dir(self.home / sub)
         config = (DEPLOY / "config.xml").read_text().format(
             dir=self.home, host=self.host, http_port=self.http_port, tcp_port=self.tcp_port,
         )
-        (self.home / "config.xml").write_text(config)
-        shutil.copyfile(DEPLOY / "users.xml", self.home / "users.xml")
+        _write_private(self.home / "config.xml", config)
+        self.write_users()
         for relative, content in self.extra.items():
-            (self.home / relative).parent.mkdir(parents=True, exist_ok=True)
-            (self.home / relative).write_text(content)
+            secretstore.make_private_dir((self.home / relative).parent)
+            _write_private(self.home / relative, content())
+        secretstore.restrict_tree(self.home)
         return self.home / "config.xml"
+
+    # -- accounts --------------------------------------------------------------------------------
+    def passwords(self) -> dict[str, str]:
+        data_dir = self.settings.data_dir
+        return {account: secretstore.ensure_secret(data_dir, secretstore.clickhouse_password_name(account))
+                for account in secretstore.CLICKHOUSE_ACCOUNTS}
+
+    def retention_databases(self) -> set[str]:
+        try:
+            listed = set((self.home / RETENTION_FILE).read_text().split())
+        except FileNotFoundError:
+            listed = set()
+        return listed | {self.settings.clickhouse_database}
+
+    def write_users(self, retention_databases: set[str] | None = None) -> None:
+        """(Re)write users.xml; a running server reads it again within seconds (no restart)."""
+        databases = retention_databases if retention_databases is not None else self.retention_databases()
+        _write_private(self.home / RETENTION_FILE, "".join(f"{d}\n" for d in sorted(databases)))
+        _write_private(self.home / "users.xml", render_users_xml(self.passwords(), limited_databases=databases))
+
+    def manages_users(self) -> bool:
+        """True when this data dir's server is the one on the configured port (we write its users.xml)."""
+        return (self.home / "users.xml").exists() and self.procs.pid(self.name) is not None
+
+    def allow_retention(self, database: str, *, wait: bool = False) -> None:
+        """Let the retention account drop partitions in ``database`` (a test's own database, say); the
+        list keeps only databases that still exist. The server reads users.xml again within seconds:
+        ``wait`` until it has (the worker's retention otherwise just retries at its next check)."""
+        if not self.manages_users():
+            return
+        if database not in self.retention_databases() or not (self.home / RETENTION_FILE).exists():
+            db = connect(self.own.as_account(clickhouse="admin"), database="system")
+            try:
+                existing = {str(r[0]) for r in db.execute("SELECT name FROM system.databases")}
+            finally:
+                db.close()
+            self.write_users((self.retention_databases() & existing) | {database})
+        if wait:
+            wait_until(lambda: self._can_use(database), timeout=30, what=f"retention account let into {database}")
+
+    def _can_use(self, database: str) -> bool:
+        db = connect(self.own.as_account(clickhouse="retention"), database=database)
+        try:
+            db.execute("SELECT 1")
+            return True
+        finally:
+            db.close()
+
+    def admin_ready(self) -> bool:
+        """The admin account authenticates (users.xml read by the server)."""
+        db = connect(self.own.as_account(clickhouse="admin"), database="system")
+        try:
+            db.execute("SELECT 1")
+            return True
+        finally:
+            db.close()
 
     def start(self, *, timeout: float = 60) -> int | None:
         pid = self.procs.pid(self.name)
+        if lax_umask(self.server_pid()):
+            logger.warning("our ClickHouse (pid %s) writes files others may read: restarting it", pid)
+            self.stop()
+            pid = None
         if pid is None and port_open(self.host, self.tcp_port):
             logger.info("ClickHouse already listening on %s:%s (not ours); using it", self.host, self.tcp_port)
             return None
+        if pid is not None:
+            # Ours and running (maybe an install from before the accounts): its users.xml is rewritten
+            # and the server picks it up by itself.
+            self.write_users()
+            secretstore.restrict_tree(self.home)
         if pid is None:
             binary = server_binary()
             if binary is None:
@@ -95,6 +170,7 @@ class ClickHouseNode:
             pid = self.procs.start(self.name, [*binary, f"--config-file={config}"], cwd=self.home)
         if timeout:
             wait_until(self.ready, timeout=timeout, what=f"ClickHouse on {self.address}")
+            wait_until(self.admin_ready, timeout=timeout, what=f"ClickHouse admin account on {self.address}")
         return pid
 
     def ready(self) -> bool:
@@ -120,31 +196,49 @@ class ClickHouseNode:
         return children[0] if children else pid
 
 
-def ensure_database(settings: CommonSettings) -> DriverDatabase:
-    """Create the configured database if missing and apply the migrations; return a client on it."""
+def _write_private(path: Path, text: str) -> None:
+    with secretstore.private_umask():
+        path.write_text(text)
+    path.chmod(0o600)
+
+
+def ensure_database(settings: CommonSettings, *, wait_for_accounts: bool = False) -> DriverDatabase:
+    """Create the configured database if missing and apply the migrations (as the admin); return an
+    admin client on it. The retention account is let into it (never into its audit database);
+    ``wait_for_accounts``: until the server has read that change."""
     on_cluster = f" ON CLUSTER {settings.clickhouse_cluster}" if settings.clustered else ""
-    bootstrap = connect(settings, database="default")
+    admin = settings.as_account(clickhouse="admin")
+    bootstrap = connect(admin, database="system")
     try:
         bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {settings.clickhouse_database}{on_cluster}")
     finally:
         bootstrap.close()
-    db = connect(settings)
+    db = connect(admin)
     apply_migrations(db, cluster=settings.clickhouse_cluster if settings.clustered else None)
+    if settings.clustered:  # every server of the cluster lets the retention account in
+        from truyvet.stack.cluster import ClusterNodes  # the cluster module builds on this one
+
+        for node in ClusterNodes(settings).clickhouse:
+            node.allow_retention(settings.clickhouse_database, wait=wait_for_accounts)
+    else:
+        ClickHouseNode(settings).allow_retention(settings.clickhouse_database, wait=wait_for_accounts)
     return db
 
 
 def drop_database(settings: CommonSettings, database: str | None = None) -> None:
     """``DROP DATABASE IF EXISTS`` (on every server of the cluster on the cluster profile)."""
     on_cluster = f" ON CLUSTER {settings.clickhouse_cluster}" if settings.clustered else ""
-    db = connect(settings, database="default")
+    name = database or settings.clickhouse_database
+    db = connect(settings.as_account(clickhouse="admin"), database="system")
     try:
-        db.execute(f"DROP DATABASE IF EXISTS {database or settings.clickhouse_database}{on_cluster}")
+        for each in (name, audit_database(name)):  # migration 0070 keeps the audit log apart
+            db.execute(f"DROP DATABASE IF EXISTS {each}{on_cluster}")
     finally:
         db.close()
 
 
 def server_version(settings: CommonSettings) -> str:
-    db = connect(settings, database="default")
+    db = connect(settings.as_account(clickhouse="admin"), database="system")
     try:
         return str(db.execute("SELECT version()")[0][0])
     finally:

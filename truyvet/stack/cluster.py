@@ -18,12 +18,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from truyvet.exceptions import StackError
 from truyvet.settings import PROFILE_ENV, PROJECT_ROOT, CommonSettings
 from truyvet.stack.clickhouse import ClickHouseNode
 from truyvet.stack.kafka import DEPLOY as KAFKA_DEPLOY
-from truyvet.stack.kafka import KafkaNode, _cluster_id, _host_port
+from truyvet.stack.kafka import KafkaNode, KafkaNodeConfig, _cluster_id, _host_port
 from truyvet.stack.zookeeper import ZooKeeperNode
 
 logger = logging.getLogger(__name__)
@@ -95,11 +96,13 @@ class Layout:
             "profile": "cluster", "kafka_bootstrap": self.bootstrap, "clickhouse_alt_hosts": self.alt_hosts,
             "clickhouse_port": self.clickhouse[0].tcp_port, "clickhouse_http_port": self.clickhouse[0].http_port})
 
-    def remote_servers(self) -> str:
+    def remote_servers(self, *, user: str, password: str) -> str:
+        """The shards' replicas; servers query each other as ``user`` (18.16 does not pass the caller's)."""
+        login = f"<user>{escape(user)}</user><password>{escape(password)}</password>"
         shards = []
         for shard in range(1, SHARDS + 1):
             replicas = "".join(
-                f"<replica><host>{self.settings.clickhouse_host}</host><port>{c.tcp_port}</port></replica>"
+                f"<replica><host>{self.settings.clickhouse_host}</host><port>{c.tcp_port}</port>{login}</replica>"
                 for c in self.clickhouse if c.shard == shard)
             shards.append(f"      <shard><internal_replication>true</internal_replication>{replicas}</shard>")
         return "\n".join(shards)
@@ -118,9 +121,11 @@ class ClusterKafkaNode(KafkaNode):
         self.layout = layout
         self.spec = spec
 
-    def properties(self) -> dict[str, object]:
+    def render(self, node: KafkaNodeConfig) -> str:
         quorum = ",".join(f"{self.layout.host}:{k.controller_port}" for k in self.layout.kafka)
-        return {**super().properties(), "node_id": self.spec.node_id, "quorum": quorum}
+        return self.template.read_text().format(
+            host=node.host, port=node.port, controller_port=node.controller_port, log_dirs=node.log_dirs,
+            admin_password=node.admin_password, node_id=self.spec.node_id, quorum=quorum)
 
     def format_options(self) -> tuple[str, list[str]]:
         ids = quorum_ids(self.layout)
@@ -150,11 +155,17 @@ def _directory_id() -> str:
 
 
 def clickhouse_node(settings: CommonSettings, layout: Layout, spec: ClickHouseSpec) -> ClickHouseNode:
-    config = (CH_DEPLOY / "cluster.xml").read_text().format(
-        host=settings.clickhouse_host, interserver_port=spec.interserver_port, cluster=settings.clickhouse_cluster,
-        shards=layout.remote_servers(), zookeeper_port=settings.zookeeper_port, shard=f"{spec.shard:02d}",
-        replica=spec.name)
-    users = (CH_DEPLOY / "cluster-users.xml").read_text()
+    def config() -> str:  # made at start: the admin password exists once the installation's secrets do
+        admin = settings.as_account(clickhouse="admin")
+        return (CH_DEPLOY / "cluster.xml").read_text().format(
+            host=settings.clickhouse_host, interserver_port=spec.interserver_port,
+            cluster=settings.clickhouse_cluster,
+            shards=layout.remote_servers(user="admin", password=admin.clickhouse_secret()),
+            zookeeper_port=settings.zookeeper_port, shard=f"{spec.shard:02d}", replica=spec.name)
+
+    def users() -> str:
+        return (CH_DEPLOY / "cluster-users.xml").read_text()
+
     return ClickHouseNode(settings, name=spec.name, home=layout.home / spec.name, tcp_port=spec.tcp_port,
                           http_port=spec.http_port,
                           extra={"config.d/cluster.xml": config, "users.d/cluster.xml": users})
@@ -221,6 +232,21 @@ class ClusterNodes:
             stopped.append("zookeeper")
         (self.settings.data_dir / PROFILE_ENV).unlink(missing_ok=True)
         return stopped
+
+    def resident_bytes(self) -> dict[str, int]:
+        """Resident memory of each running engine process (for benchmarks and the tests' report)."""
+        out = {}
+        pids = {"zookeeper": self.zookeeper.pid()} | {k.name: k.procs.pid(k.name) for k in self.kafka} \
+            | {c.name: c.server_pid() for c in self.clickhouse}
+        for name, pid in pids.items():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text() if pid else ""
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    out[name] = int(line.split()[1]) * 1024
+        return out
 
     def running(self) -> bool:
         return any(n.procs.pid(n.name) for n in [*self.kafka, *self.clickhouse]) or self.zookeeper.pid() is not None

@@ -53,8 +53,7 @@ class ClusterStack(Stack):
         for node, spec in zip(self.nodes.clickhouse, self.nodes.layout.clickhouse, strict=True):
             version, ok = "?", False
             try:
-                db = connect(self.settings.model_copy(update={"clickhouse_port": node.tcp_port,
-                                                               "clickhouse_alt_hosts": ""}), database="default")
+                db = connect(node.own.as_account(clickhouse="admin"), database="system")
                 try:
                     version, ok = str(db.execute("SELECT version()")[0][0]), True
                 finally:

@@ -6,16 +6,20 @@ import logging
 import shutil
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from truyvet import secretstore
 from truyvet.events import Topics
 from truyvet.exceptions import StackError
+from truyvet.kafka_clients import client_kwargs
 from truyvet.settings import PROJECT_ROOT, CommonSettings
-from truyvet.stack.processes import ProcessDir, port_open, wait_until
+from truyvet.stack.kafka_accounts import ensure_accounts
+from truyvet.stack.processes import ProcessDir, lax_umask, port_open, wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +27,38 @@ DEPLOY = PROJECT_ROOT / "deploy" / "kafka"
 NAME = "kafka"
 
 
+# Written next to the storage once it is formatted with the SCRAM admin: a storage without it predates
+# authentication (a plaintext install) and is reformatted on a development install (SECURITY.md).
+SASL_MARKER = "sasl-scram-formatted"
+
+
 def _host_port(bootstrap: str) -> tuple[str, int]:
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     return host, int(port)
+
+
+@dataclass(frozen=True)
+class KafkaNodeConfig:
+    """What one broker's ``server.properties`` needs (a cluster renders one per node)."""
+
+    host: str
+    port: int
+    controller_port: int
+    log_dirs: Path
+    admin_password: str
+
+
+def render_server_properties(node: KafkaNodeConfig, template: str | None = None) -> str:
+    text = template if template is not None else (DEPLOY / "server.properties").read_text()
+    return text.format(host=node.host, port=node.port, controller_port=node.controller_port,
+                       log_dirs=node.log_dirs, admin_password=node.admin_password)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (it may hold passwords)."""
+    with secretstore.private_umask():
+        path.write_text(text)
+    path.chmod(0o600)
 
 
 class KafkaNode:
@@ -75,35 +108,61 @@ class KafkaNode:
         return ["java", "-Xms256m", f"-Xmx{self.heap}", f"-Dlog4j2.configurationFile={DEPLOY / 'log4j2.yaml'}",
                 "-cp", f"{self.libs}/*", *args]
 
-    def properties(self) -> dict[str, object]:
-        """The values of the template's placeholders."""
-        return {"host": self.host, "port": self.port, "controller_port": self.controller_port, "log_dirs": self.data}
+    def node_config(self) -> KafkaNodeConfig:
+        admin_password = secretstore.ensure_secret(self.settings.data_dir, secretstore.kafka_password_name("admin"))
+        return KafkaNodeConfig(self.host, self.port, self.controller_port, self.data, admin_password)
+
+    def render(self, node: KafkaNodeConfig) -> str:
+        """This node's ``server.properties`` (a cluster node adds its id and the quorum)."""
+        return render_server_properties(node, self.template.read_text())
 
     def format_options(self) -> tuple[str, list[str]]:
         """(cluster id, quorum options) for the storage tool: a new id and a quorum of this node alone."""
         return _cluster_id(), ["--standalone"]
 
     def configure(self) -> Path:
-        rendered = self.template.read_text().format(**self.properties())
-        self.home.mkdir(parents=True, exist_ok=True)
+        node = self.node_config()
+        secretstore.make_private_dir(self.home)
         target = self.home / "server.properties"
-        target.write_text(rendered)
+        write_private(target, self.render(node))
+        if (self.data / "meta.properties").exists() and not (self.home / SASL_MARKER).exists():
+            self._upgrade_plaintext_storage()
         if not (self.data / "meta.properties").exists():
-            self.data.mkdir(parents=True, exist_ok=True)
+            secretstore.make_private_dir(self.data)
             cluster_id, quorum = self.format_options()
+            # The admin's SCRAM credential goes into the metadata at format time: the broker needs it
+            # to authenticate to itself; the other accounts are made through the admin API.
             result = subprocess.run(
                 self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(target),
-                           *quorum, "--ignore-formatted"),
+                           *quorum, "--ignore-formatted",
+                           "--add-scram", f"SCRAM-SHA-512=[name=admin,password={node.admin_password}]"),
                 capture_output=True, text=True, check=False,
             )
             if result.returncode != 0:
                 raise StackError("kafka storage format failed", output=(result.stdout + result.stderr)[-2000:])
+            write_private(self.home / SASL_MARKER, "formatted with the SCRAM-SHA-512 admin\n")
+        secretstore.restrict_tree(self.home)
         return target
+
+    def _upgrade_plaintext_storage(self) -> None:
+        """A storage formatted before authentication has no SCRAM admin: a development or test install is
+        reformatted (its topics are made again, empty); a production one is left for the operator."""
+        if self.settings.environment == "production":
+            raise StackError("this Kafka storage predates SASL/SCRAM (no admin credential); see SECURITY.md, "
+                             "'Upgrading a plaintext Kafka', to add the admin without losing topics",
+                             data=str(self.data))
+        logger.warning("Kafka storage in %s predates SASL/SCRAM: reformatting it (development install)", self.data)
+        shutil.rmtree(self.data)
 
     # -- run -------------------------------------------------------------------------------------
     def start(self, *, timeout: float = 90) -> int | None:
         """Start the broker unless one answers already; wait until it serves metadata."""
         pid = self.procs.pid(self.name)
+        if pid is not None and ("SASL_PLAINTEXT" not in self._running_config() or lax_umask(pid)):
+            logger.warning("our Kafka (pid %s) runs without authentication or writes files others may read: "
+                           "restarting it", pid)
+            self.stop()
+            pid = None
         if pid is None and port_open(self.host, self.port):
             logger.info("Kafka already listening on %s:%s (not ours); using it", self.host, self.port)
             return None
@@ -115,10 +174,17 @@ class KafkaNode:
             wait_until(self.ready, timeout=timeout, what=f"Kafka on {self.address}")
         return pid
 
+    def _running_config(self) -> str:
+        try:
+            return (self.home / "server.properties").read_text()
+        except FileNotFoundError:
+            return ""
+
     def ready(self) -> bool:
         if not port_open(self.host, self.port):
             return False  # kafka-python leaks a socket on each refused bootstrap; do not ask it yet
-        admin = KafkaAdminClient(bootstrap_servers=self.address, request_timeout_ms=3000)
+        this_node = self.settings.model_copy(update={"kafka_bootstrap": self.address})
+        admin = KafkaAdminClient(**client_kwargs(this_node.as_account(kafka="admin")), request_timeout_ms=3000)
         try:
             admin.list_topics()
             return True
@@ -166,9 +232,11 @@ def replication_configs(settings: CommonSettings) -> dict[str, str]:
 
 
 def ensure_topics(settings: CommonSettings) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    """Create the topics that do not exist yet, and the accounts and ACLs of the services for them;
+    return the names created."""
+    admin = KafkaAdminClient(**client_kwargs(settings.as_account(kafka="admin")), request_timeout_ms=15000)
     try:
+        ensure_accounts(admin, settings)
         existing = set(admin.list_topics())
         missing = [t for t in topic_specs(settings) if t.name not in existing]
         created = []

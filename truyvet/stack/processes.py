@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from truyvet.exceptions import StackError
+from truyvet.secretstore import make_private_dir, private_umask
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,9 @@ class ProcessDir:
     def __init__(self, data_dir: Path) -> None:
         self.run = data_dir / "run"
         self.logs = data_dir / "logs"
-        self.run.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(parents=True, exist_ok=True)
+        # Logs and pid files are the operator's alone (logs may name venues, wards, persons' ids).
+        make_private_dir(self.run)
+        make_private_dir(self.logs)
 
     def pid_file(self, name: str) -> Path:
         return self.run / f"{name}.pid"
@@ -65,7 +67,8 @@ class ProcessDir:
         existing = self.pid(name)
         if existing:
             return existing
-        log = self.log_file(name).open("ab")
+        with private_umask():
+            log = self.log_file(name).open("ab")
         try:
             proc = subprocess.Popen(
                 list(argv),
@@ -75,11 +78,13 @@ class ProcessDir:
                 env={**os.environ, **(env or {})},
                 cwd=cwd,
                 start_new_session=True,
+                umask=0o077,  # what the stack writes (data, logs, state) is its owner's alone
             )
         finally:
             log.close()
         _children[proc.pid] = proc
-        self.pid_file(name).write_text(str(proc.pid))
+        with private_umask():
+            self.pid_file(name).write_text(str(proc.pid))
         logger.info("started %s pid=%s", name, proc.pid)
         return proc.pid
 
@@ -91,6 +96,24 @@ class ProcessDir:
         terminate_group(pid, timeout=timeout)
         self.pid_file(name).unlink(missing_ok=True)
         return True
+
+
+def process_umask(pid: int) -> int | None:
+    """The file creation mask of a running process (``/proc/<pid>/status``), if readable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def lax_umask(pid: int | None) -> bool:
+    """True when our process ``pid`` creates files anyone may read (started before the stack set 077;
+    ClickHouse sets its own 027 at start: group read, nothing for others)."""
+    mask = process_umask(pid) if pid is not None else None
+    return mask is not None and mask & 0o007 != 0o007
 
 
 def alive(pid: int) -> bool:

@@ -10,6 +10,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from truyvet.exceptions import StackError
+from truyvet.secretstore import ensure_installation_secrets, make_private_dir
 from truyvet.settings import PROJECT_ROOT, CommonSettings
 from truyvet.stack import ingest_pool
 from truyvet.stack.clickhouse import ClickHouseNode, ensure_database, server_version
@@ -30,23 +31,28 @@ class AppService:
     env: tuple[tuple[str, str], ...] = ()
 
 
+def account_env(account: str) -> tuple[tuple[str, str], ...]:
+    """A service process connects to ClickHouse and Kafka as its own account (SECURITY.md)."""
+    return (("TRUYVET_CLICKHOUSE_USER", account), ("TRUYVET_KAFKA_USERNAME", account))
+
+
 def app_services(settings: CommonSettings, *, workers: int = 1, ingest_workers: int = 1) -> list[AppService]:
     py = sys.executable
     host = settings.bind_host
     # The ingest pool: processes sharing the ingest port with SO_REUSEPORT (ingest/serve.py, ingest_pool.py).
     services = [AppService(ingest_name(i), "ingest", (py, "-m", "ingest.serve"), settings.ingest_url,
-                           f"{settings.ingest_url}/healthz") for i in range(ingest_workers)]
+                           f"{settings.ingest_url}/healthz", account_env("ingest")) for i in range(ingest_workers)]
     services += [
         AppService("trace", "trace", (py, "-m", "uvicorn", "trace_api.main:app", "--host", host, "--port",
                              str(settings.trace_port), "--no-access-log", "--log-level", "warning"),
-                   settings.trace_url, f"{settings.trace_url}/healthz"),
+                   settings.trace_url, f"{settings.trace_url}/healthz", account_env("trace")),
     ]
     for i in range(workers):
         port = settings.worker_metrics_port + i
         # /healthz answers 200 only while every intake is running and keeping up (streams/consumer.py).
         services.append(AppService(f"worker-{i}" if i else "worker", "worker", (py, "-m", "streams"),
                                    f"http://{host}:{port}/metrics", f"http://{host}:{port}/healthz",
-                                   (("TRUYVET_WORKER_METRICS_PORT", str(port)),)))
+                                   (("TRUYVET_WORKER_METRICS_PORT", str(port)), *account_env("worker"))))
     services.append(_dispatcher(settings))  # issue 6 (alerts)
     return services
 
@@ -54,7 +60,8 @@ def app_services(settings: CommonSettings, *, workers: int = 1, ingest_workers: 
 def _dispatcher(settings: CommonSettings) -> AppService:
     """The alert dispatcher (webhooks); its metrics port is ``ALERTS_DISPATCHER_PORT``."""
     url = f"http://{settings.bind_host}:{settings.dispatcher_metrics_port}/metrics"
-    return AppService("dispatcher", "dispatcher", (sys.executable, "-m", "streams.alerting.dispatcher"), url, url)
+    return AppService("dispatcher", "dispatcher", (sys.executable, "-m", "streams.alerting.dispatcher"), url, url,
+                      account_env("dispatcher"))
 
 
 def http_ok(url: str) -> bool:
@@ -80,16 +87,19 @@ def service_health(url: str) -> str:
 class Stack:
     def __init__(self, settings: CommonSettings) -> None:
         self.settings = settings
+        make_private_dir(settings.data_dir)
         self.kafka = KafkaNode(settings)
         self.clickhouse = ClickHouseNode(settings)
         self.procs = ProcessDir(settings.data_dir)
 
     def infra_up(self) -> None:
-        """Kafka and ClickHouse running, topics created, migrations applied."""
+        """This installation's secrets made (the first time), Kafka and ClickHouse running with their
+        accounts, topics and ACLs created, migrations applied."""
+        ensure_installation_secrets(self.settings.data_dir)
         self.clickhouse.start()
         self.kafka.start()
         ensure_topics(self.settings)
-        ensure_database(self.settings).close()
+        ensure_database(self.settings, wait_for_accounts=True).close()
 
     profile = "single"
 

@@ -22,6 +22,7 @@ from streams.alerting.webhooks import set_webhook
 from tests.integration.alerts.receiver import Receiver, metric, wait_for
 from truyvet.alerts import alert_id
 from truyvet.events import Alert, Topics
+from truyvet.kafka_clients import client_kwargs
 from truyvet.settings import PROJECT_ROOT, CommonSettings
 from truyvet.stack.kafka import ensure_topics
 from truyvet.stack.processes import ProcessDir, free_port
@@ -56,7 +57,7 @@ def own(infra: CommonSettings) -> Iterator[dict[str, object]]:
         )
         return pid
 
-    producer = KafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**client_kwargs(infra), acks="all")
     yield {
         "settings": settings,
         "start": start,
@@ -118,7 +119,7 @@ def test_dead_letter_after_the_budget_and_offsets_committed_only_when_done(own, 
 
         consumer = KafkaConsumer(
             settings.topic(Topics.ALERTS_DLQ),
-            bootstrap_servers=infra.kafka_bootstrap,
+            **client_kwargs(infra),
             auto_offset_reset="earliest",
             consumer_timeout_ms=500,
         )
@@ -154,8 +155,8 @@ def test_dead_letter_after_the_budget_and_offsets_committed_only_when_done(own, 
         assert metric(url, "truyvet_alerts_delivery_latency_seconds_count") == 1
 
         # Everything was handled, so the group's committed offsets reach the end of every partition.
-        admin = KafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
-        probe = KafkaConsumer(bootstrap_servers=infra.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_kwargs(infra))
+        probe = KafkaConsumer(**client_kwargs(infra))
         try:
             topic = settings.topic(Topics.ALERTS)
             parts = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic)]

@@ -28,7 +28,8 @@ def _alerted(receiver: Receiver, case_id: str) -> dict[str, int]:
     return {str(d.alert["person_id"]): int(d.alert["generation"]) for d in receiver.for_case(case_id)}
 
 
-def test_late_visits_of_the_case_person_and_of_contacts_raise_their_alerts(services, db, token, http) -> None:
+def test_late_visits_of_the_case_person_and_of_contacts_raise_their_alerts(profile, http) -> None:  # noqa: ANN001
+    services, db, token = profile.services, profile.db, profile.token  # both profiles (issue 12)
     registrar, device, epi = token(Role.registrar), token(Role.device), token(Role.epidemiologist)
     ward = "01843"
     receiver = Receiver(_secret()).start()

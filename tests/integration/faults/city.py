@@ -25,8 +25,9 @@ from tests.integration.streams.harness import stay_function
 from tests.unit.streams import reference as visits_ref
 from tests.unit.streams.scenarios import VenueSpec, generate, make_venues, scan_json, shuffled, with_resends
 from tests.unit.trace_api import reference as trace_ref
+from truyvet.kafka_clients import client_kwargs
 from truyvet.schema.db import Database
-from truyvet.settings import PROJECT_ROOT
+from truyvet.settings import PROJECT_ROOT, CommonSettings
 from truyvet.stack.processes import alive, free_port, wait_until
 
 SEED = int(os.environ.get("FAULTS_CITY_SEED", "16"))
@@ -187,15 +188,15 @@ def worker_ok(url: str) -> bool:
 class Lag:
     """Records not yet committed by a consumer group, per (group, topic); kafka-python clients made lazily."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, settings: CommonSettings) -> None:
+        self.settings = settings
         self.admin: KafkaAdminClient | None = None
         self.consumer: KafkaConsumer | None = None
 
     def __call__(self, group: str, topic: str) -> int:
         if self.admin is None:
-            self.admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)
-            self.consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+            self.admin = KafkaAdminClient(**client_kwargs(self.settings), request_timeout_ms=10000)
+            self.consumer = KafkaConsumer(**client_kwargs(self.settings))
         assert self.consumer is not None
         committed = self.admin.list_group_offsets({group: None}).get(group, {})
         tps = [TopicPartition(topic, p) for p in (self.consumer.partitions_for_topic(topic) or ())]

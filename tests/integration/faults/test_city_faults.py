@@ -121,7 +121,7 @@ def test_city_survives_kafka_worker_and_clickhouse_kill_9(tmp_path: Path, monkey
     figures: dict[str, float] = {}
     problems: list[str] = []
     receivers: dict[str, Receiver] = {}
-    lag = Lag(settings.kafka_bootstrap)
+    lag = Lag(settings)
     threads: list[threading.Thread] = []
     intake: Intake | None = None
     db: Database | None = None

@@ -13,6 +13,7 @@ from kafka import KafkaConsumer, TopicPartition
 from ingest.pseudonym import pseudonym
 from tests.integration.ingest.conftest import scan
 from truyvet.auth import Role
+from truyvet.kafka_clients import client_kwargs
 
 
 def _card(id_number: str, name: str, address: str) -> str:
@@ -27,7 +28,7 @@ def _cccd_scan(venue: str, card: str) -> dict[str, object]:
 
 def _kafka_holds(settings, needle: bytes) -> list[str]:
     """Every record of every topic of this run whose key or value contains ``needle``."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
     hits: list[str] = []
     try:
         topics = sorted(t for t in consumer.topics() if t.startswith(settings.topic_prefix))

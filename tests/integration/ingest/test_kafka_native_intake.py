@@ -1,12 +1,16 @@
-"""Scans written straight to the ``scans`` topic with Debian's kcat: processed like HTTP ones, the
-invalid ones dead-lettered with their reason."""
+"""Scans written straight to the ``scans`` topic with Debian's kcat, as a device account configured by
+``truyvet kafka-config --role device`` (``kcat -F FILE``): processed like HTTP ones, the invalid ones
+dead-lettered with their reason."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import orjson
@@ -14,16 +18,36 @@ from kafka import KafkaConsumer, TopicPartition
 
 from truyvet.auth import Role
 from truyvet.events import redact_identity
+from truyvet.kafka_clients import client_kwargs
 
 
-def _kcat(settings, lines: list[bytes]) -> None:
-    result = subprocess.run(["kcat", "-P", "-b", settings.kafka_bootstrap, "-t", settings.topic("scans"),
-                             "-K", "|", "-X", "acks=all"], input=b"\n".join(lines) + b"\n",
-                            capture_output=True, check=False, timeout=60)
-    assert result.returncode == 0, result.stderr
+def truyvet(*args: str) -> str:
+    """The operator's command, as a process (the session's environment: its data dir and ports)."""
+    result = subprocess.run([sys.executable, "-m", "truyvet.cli", *args], capture_output=True, text=True,
+                            check=False, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
 
 
-def test_kcat_scans_become_visits_and_invalid_ones_reach_the_dlq(services, token, db, http: httpx.Client) -> None:
+def kcat_config(role: str, folder: Path) -> tuple[Path, dict[str, str]]:
+    """``truyvet kafka-config --role ROLE`` written to a file for ``kcat -F``, and kcat's environment (a
+    librdkafka that Kafka 4 accepts for SCRAM: ``truyvet kafka-config --library-dir``)."""
+    path = folder / f"{role}.properties"
+    path.write_text(truyvet("kafka-config", "--role", role))
+    env = {**os.environ, "LD_LIBRARY_PATH": truyvet("kafka-config", "--library-dir").strip()}
+    return path, env
+
+
+def _kcat(settings, lines: list[bytes], config: tuple[Path, dict[str, str]], *args: str) -> None:
+    path, env = config
+    result = subprocess.run(["kcat", "-F", str(path), "-P", "-t", settings.topic("scans"), "-X", "acks=all",
+                             *args], input=b"\n".join(lines) + b"\n", capture_output=True, check=False,
+                            timeout=60, env=env)
+    assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr
+
+
+def test_kcat_scans_become_visits_and_invalid_ones_reach_the_dlq(services, token, db, http: httpx.Client,
+                                                                 tmp_path: Path) -> None:
     r = http.post(f"{services.ingest_url}/v1/venues", headers=token(Role.registrar),
                   json={"name": "Bến xe Bắc Kạn", "category": "bus_station", "ward_code": "01843"})
     venue = r.json()["venue_id"]
@@ -45,12 +69,12 @@ def test_kcat_scans_become_visits_and_invalid_ones_reach_the_dlq(services, token
         # dead letter keeps neither.
         "raw id number": scan("001099012345", note=marker[:8], cccd_qr=f"001099012345||Lý Thị {marker[:8]}|x"),
     }
-    _kcat(services.settings, [keyed.encode() + b"|" + scan(keyed)] + [b"junk|" + v for v in bad.values()])
+    device = kcat_config("device", tmp_path)
+    assert set(device[0].read_text().split("\n")[0:5]) >= {"sasl.username=device", "sasl.mechanism=SCRAM-SHA-512"}
+    _kcat(services.settings, [keyed.encode() + b"|" + scan(keyed)] + [b"junk|" + v for v in bad.values()],
+          device, "-K", "|")
     # no key at all (-K without the delimiter on the line is not possible: send a separate unkeyed batch)
-    result = subprocess.run(["kcat", "-P", "-b", services.settings.kafka_bootstrap,
-                             "-t", services.settings.topic("scans")], input=scan(unkeyed) + b"\n",
-                            capture_output=True, check=False, timeout=60)
-    assert result.returncode == 0, result.stderr
+    _kcat(services.settings, [scan(unkeyed)], device)
 
     deadline = time.monotonic() + 60
     people: set[str] = set()
@@ -61,7 +85,7 @@ def test_kcat_scans_become_visits_and_invalid_ones_reach_the_dlq(services, token
         time.sleep(0.2)
     assert people == {keyed, unkeyed}
 
-    consumer = KafkaConsumer(bootstrap_servers=services.settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_kwargs(services.settings), enable_auto_commit=False)
     dead: dict[str, dict[str, object]] = {}
     try:
         topic = services.settings.topic("scans-dlq")

@@ -22,7 +22,9 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from tests.conftest import clickhouse_env
 from truyvet.auth import Role
+from truyvet.kafka_clients import client_kwargs
 from truyvet.settings import PROJECT_ROOT, CommonSettings
 from truyvet.stack.kafka import KafkaNode, ensure_topics
 from truyvet.stack.processes import ProcessDir, free_port, port_open, wait_until
@@ -59,7 +61,7 @@ def own_stack(infra: CommonSettings, db, tmp_path: Path) -> Iterator[OwnStack]:
         env = {"PYTHONPATH": str(PROJECT_ROOT), "TRUYVET_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
                "TRUYVET_TOPIC_PREFIX": settings.topic_prefix, "TRUYVET_DATA_DIR": str(tmp_path),
                "INGEST_PRODUCE_TIMEOUT_SECONDS": "3", "INGEST_RETRY_AFTER_SECONDS": "1",
-               "INGEST_QR_KEYS_DIR": str(tmp_path / "keys")}
+               "INGEST_QR_KEYS_DIR": str(tmp_path / "keys"), **clickhouse_env(infra)}
         procs.start("ingest", [sys.executable, "-m", "uvicorn", "ingest.main:app", "--host", "127.0.0.1",
                                "--port", str(port), "--no-access-log", "--log-level", "warning"],
                     env=env, cwd=PROJECT_ROOT)
@@ -110,7 +112,7 @@ class Client:
 
 def _scan_ids_in_kafka(settings: CommonSettings) -> Counter[str]:
     topic = settings.topic("scans")
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
     seen: Counter[str] = Counter()
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]

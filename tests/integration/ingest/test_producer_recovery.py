@@ -20,6 +20,7 @@ from kafka.admin import NewTopic
 
 from ingest.exceptions import KafkaUnavailable
 from ingest.producer import ScanProducer
+from truyvet.kafka_clients import client_kwargs, security_options
 from truyvet.settings import CommonSettings
 
 
@@ -33,7 +34,7 @@ def _record(person: str, pad: int = 0) -> tuple[str, str, bytes]:
 
 def test_failed_batch_replaces_the_producer_and_later_scans_get_through(infra: CommonSettings) -> None:
     topic = infra.topic(f"ingest-tiny-{uuid.uuid4().hex[:6]}")
-    admin = KafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_kwargs(infra))
     try:
         admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": "4096"})])
     finally:
@@ -45,7 +46,7 @@ def test_failed_batch_replaces_the_producer_and_later_scans_get_through(infra: C
 
     async def scenario() -> tuple[int, int]:
         producer = ScanProducer(bootstrap=infra.kafka_bootstrap, topic=topic, timeout_seconds=20,
-                                recent_capacity=1000)
+                                recent_capacity=1000, client_options=security_options(infra))
         await producer.start()
         first = producer._producer
         try:
@@ -63,7 +64,7 @@ def test_failed_batch_replaces_the_producer_and_later_scans_get_through(infra: C
             await producer.stop()
 
     assert asyncio.run(scenario()) == (0, 3)
-    consumer = KafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False,
+    consumer = KafkaConsumer(**client_kwargs(infra), enable_auto_commit=False,
                              consumer_timeout_ms=3000)
     try:
         tp = TopicPartition(topic, 0)

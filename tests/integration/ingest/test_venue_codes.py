@@ -15,6 +15,7 @@ from PIL import Image
 from tests.integration.ingest.conftest import scan
 from truyvet.auth import Role
 from truyvet.cli import cli
+from truyvet.kafka_clients import client_kwargs
 
 
 def _register(http: httpx.Client, services, headers: dict[str, str], **extra: object) -> dict[str, object]:
@@ -156,7 +157,7 @@ def test_venue_is_published_on_the_compacted_topic(services, token, http: httpx.
 
     venue = _register(http, services, token(Role.registrar), category=category, default_stay_minutes=240)
     topic = services.settings.topic("venues")
-    consumer = KafkaConsumer(bootstrap_servers=services.settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_kwargs(services.settings), enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(parts)

@@ -34,11 +34,12 @@ def _units(tmp_path: Path, wards: dict[str, str]) -> Path:
     return path
 
 
-def test_coverage_equals_a_direct_count_of_roster_and_scans(services, token, http: httpx.Client,
+def test_coverage_equals_a_direct_count_of_roster_and_scans(profile, http: httpx.Client,  # noqa: ANN001
                                                            tmp_path: Path) -> None:
+    services, token = profile.services, profile.token  # both profiles (issue 12); the CLI with the profile's env
     a, b = f"TA{secrets.token_hex(3)}", f"TB{secrets.token_hex(3)}"
     names = {a: "Phường Thử Nghiệm Đức Xuân", b: "=HYPERLINK(\"http://x\")"}  # a formula a spreadsheet would run
-    runner = CliRunner()
+    runner = CliRunner(env=dict(services.env))
     result = runner.invoke(cli, ["units", "load", str(_units(tmp_path, names))])
     assert result.exit_code == 0, result.output
 

@@ -29,6 +29,7 @@ from streams.config import StreamsSettings
 from tests.unit.streams.reference import MINUTE, RefScan, RefVisit
 from tests.unit.streams.scenarios import VenueSpec, scan_json
 from truyvet.events import Topics
+from truyvet.kafka_clients import client_kwargs
 from truyvet.schema import connect
 from truyvet.schema.db import DriverDatabase
 from truyvet.settings import PROJECT_ROOT, CommonSettings
@@ -89,6 +90,8 @@ class Pipeline:
                 "TRUYVET_CLICKHOUSE_PORT": str(self.settings.clickhouse_port),
                 "TRUYVET_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
                 "STREAMS_APP_ID": self.app_id, "TRUYVET_WORKER_METRICS_PORT": str(self.metrics_ports[name]),
+                # The worker's own ClickHouse and Kafka accounts, as `truyvet up` runs it.
+                "TRUYVET_CLICKHOUSE_USER": "worker", "TRUYVET_KAFKA_USERNAME": "worker",
                 "PYTHONPATH": str(PROJECT_ROOT), **self.extra_env}
 
     # -- workers ----------------------------------------------------------------------------------
@@ -136,7 +139,7 @@ class Pipeline:
     # -- data -------------------------------------------------------------------------------------
     def produce(self, scans: Iterable[RefScan], *, keyed: bool = True) -> int:
         if self._producer is None:
-            self._producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
+            self._producer = KafkaProducer(**client_kwargs(self.settings), acks="all",
                                            linger_ms=20, batch_size=512 * 1024, compression_type=None,
                                            max_request_size=8 * 1024 * 1024)
         topic = self.settings.topic(Topics.SCANS)
@@ -151,8 +154,8 @@ class Pipeline:
         """Records of the intake topic not yet committed by the worker group."""
         topics = [self.settings.topic(Topics.SCANS)]
         if self._admin is None:
-            self._admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=10000)
-            self._consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
+            self._admin = KafkaAdminClient(**client_kwargs(self.settings), request_timeout_ms=10000)
+            self._consumer = KafkaConsumer(**client_kwargs(self.settings))
         assert self._consumer is not None
         group = StreamsSettings(app_id=self.app_id).group("scans")
         committed = self._admin.list_group_offsets({group: None}).get(group, {})

@@ -20,6 +20,7 @@ import pytest
 from tests.integration.streams.harness import Pipeline, as_map, assert_same, metric, stay_function, wait_for
 from tests.unit.streams.reference import RefScan, RefVisit, reference_visits
 from tests.unit.streams.scenarios import VenueSpec, generate, make_venues, with_late, with_resends
+from truyvet.secretstore import secrets_dir
 from truyvet.settings import CommonSettings
 from truyvet.stack.clickhouse import ClickHouseNode
 from truyvet.stack.processes import free_port
@@ -85,6 +86,8 @@ def test_clickhouse_stopped_mid_run_then_back_gives_exactly_the_reference(
     own = infra.model_copy(update={
         "data_dir": infra.data_dir / "test-runs" / "streams-clickhouse" / f"ch{os.getpid()}-{time.time_ns()}",
         "clickhouse_port": free_port(), "clickhouse_http_port": free_port()})
+    # The pipeline connects with the session's secrets: the own server gets the same accounts.
+    shutil.copytree(secrets_dir(infra.data_dir), secrets_dir(own.data_dir))
     node = ClickHouseNode(own)
     node.start()
     try:

@@ -21,6 +21,7 @@ from tests.integration.streams.harness import Pipeline, as_map, assert_same, met
 from tests.unit.streams.reference import RefScan, reference_visits
 from tests.unit.streams.scenarios import generate, make_venues, renamed, shuffled, with_late, with_resends
 from truyvet.events import Topics
+from truyvet.kafka_clients import client_kwargs
 
 pytestmark = pytest.mark.integration
 
@@ -168,7 +169,7 @@ def _partition_exists(p: Pipeline, day: datetime) -> bool:
 
 
 def _read_all(p: Pipeline, topic: str) -> list[bytes]:
-    consumer = KafkaConsumer(bootstrap_servers=p.settings.kafka_bootstrap, consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(**client_kwargs(p.settings), consumer_timeout_ms=3000)
     try:
         tps = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(tps)

@@ -13,13 +13,24 @@ from streams.sink import VISIT_COLUMNS
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import ChdbDatabase, Database
 from truyvet.settings import CommonSettings
+from truyvet.stack.clickhouse import drop_database, ensure_database
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["clickhouse-18.16", "chdb"])
+@pytest.fixture(params=["clickhouse-18.16", "chdb", "cluster"])
 def fresh_db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  # noqa: ANN001
     name = f"retention_{secrets.token_hex(3)}"
+    if request.param == "cluster":  # issue 12: replicated local tables on 2 shards, dropped ON CLUSTER
+        settings = request.getfixturevalue("cluster").settings.model_copy(update={"clickhouse_database": name})
+        db = ensure_database(settings)
+        db.cluster = settings.clickhouse_cluster  # type: ignore[attr-defined]
+        try:
+            yield db
+        finally:
+            db.close()
+            drop_database(settings)
+        return
     if request.param == "chdb":
         # one embedded chdb server per process (conftest's chdb_db uses it too): a database of our own in it
         chdb = ChdbDatabase(database=name)
@@ -57,10 +68,11 @@ def test_partitions_older_than_retention_are_dropped(fresh_db: Database) -> None
     assert days(fresh_db, "visits") == sorted(day(a) for a in ages)
     assert days(fresh_db, "visits_by_venue") == sorted(day(a) for a in ages)
 
-    dropped = drop_expired_in(fresh_db, retention_days=28, today=today)
+    cluster = getattr(fresh_db, "cluster", None)
+    dropped = drop_expired_in(fresh_db, retention_days=28, today=today, cluster=cluster)
 
     assert sorted(dropped) == sorted((t, day(a)) for t in ("visits", "visits_by_venue") for a in (40, 29))
     kept = sorted(day(a) for a in (28, 27, 1, 0))
     assert days(fresh_db, "visits") == kept
     assert days(fresh_db, "visits_by_venue") == kept
-    assert drop_expired_in(fresh_db, retention_days=28, today=today) == []
+    assert drop_expired_in(fresh_db, retention_days=28, today=today, cluster=cluster) == []

@@ -20,6 +20,7 @@ from streams.config import StreamsSettings
 from tests.integration.streams.harness import Pipeline, metric, wait_for
 from tests.unit.streams.scenarios import VenueSpec
 from truyvet.events import ExposureWindow
+from truyvet.kafka_clients import client_kwargs
 from truyvet.stack.processes import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,7 +40,7 @@ def _stopped_after_first_start(p: Pipeline) -> Pipeline:
 
 
 def _produce(p: Pipeline, topic: str, records: list[tuple[bytes, bytes]], partition: int) -> None:
-    producer = KafkaProducer(bootstrap_servers=p.settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**client_kwargs(p.settings), acks="all")
     try:
         for key, value in records:
             producer.send(topic, key=key, value=value, partition=partition)

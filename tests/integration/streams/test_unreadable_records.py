@@ -13,13 +13,14 @@ from tests.integration.streams.harness import Pipeline, as_map, now_epoch
 from tests.unit.streams.reference import RefScan
 from tests.unit.streams.scenarios import VenueSpec
 from truyvet.events import Topics
+from truyvet.kafka_clients import client_kwargs
 
 pytestmark = pytest.mark.integration
 
 
 def _dead_letters(p: Pipeline) -> list[dict[str, object]]:
     topic = p.settings.topic(Topics.SCANS_DLQ)
-    consumer = KafkaConsumer(bootstrap_servers=p.settings.kafka_bootstrap, consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(**client_kwargs(p.settings), consumer_timeout_ms=3000)
     try:
         consumer.assign([TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic) or ()])
         consumer.seek_to_beginning()
@@ -32,7 +33,7 @@ def test_unreadable_records_are_dead_lettered_and_the_partition_moves_on(pipelin
     p = pipeline()
     p.create([VenueSpec("v1", "food_drink", 0)])
     p.start_worker()
-    producer = KafkaProducer(bootstrap_servers=p.settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**client_kwargs(p.settings), acks="all")
     try:
         for value in (None, b"[" * 5000 + b"]" * 5000, b"\xff\xfe\x00 not text"):
             producer.send(p.settings.topic(Topics.SCANS), key=b"p1", value=value)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tests.integration.trace_api.conftest import T0, TraceClient, assert_matches, insert_visits
 from tests.unit.trace_api.reference import MINUTE, RefVisit, expected_contacts
+from truyvet.auth import Role
 
 H = 60 * MINUTE
 
@@ -25,6 +26,13 @@ H = 60 * MINUTE
 def client() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=30) as c:
         yield c
+
+
+@pytest.fixture()
+def tracer(profile, http: httpx.Client) -> TraceClient:  # noqa: ANN001
+    """The named cases run on both profiles (issue 12): the single-node stack and the cluster."""
+    return TraceClient(http, profile.services.trace_url, dict(profile.token(Role.epidemiologist)), profile.db,
+                       f"t{uuid.uuid4().hex[:8]}-")
 
 
 def _tracer(services, db, epi_headers, client) -> TraceClient:  # noqa: ANN001
