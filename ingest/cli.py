@@ -22,7 +22,7 @@ def _ring() -> KeyRing:
 
 @click.group("qr-key")
 def qr_key() -> None:
-    """Venue QR signing keys (kept under INGEST_QR_KEYS_DIR, default .local/keys/qr; never in git)."""
+    """Venue QR signing keys (kept under INGEST_QR_KEYS_DIR, default .local/secrets/qr-keys; never in git)."""
 
 
 @qr_key.command("list")

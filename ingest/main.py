@@ -14,7 +14,8 @@ from ingest.persons import PersonDetailsStore
 from ingest.producer import ScanProducer
 from ingest.qr import KeyRing, QrVerifier
 from ingest.ratelimit import TokenBuckets
-from ingest.routes import scans, venues
+from ingest.records import SharedDatabase
+from ingest.routes import pages, people, scans, venues
 from ingest.scans import ScanValidator
 from ingest.venues import VenueStore
 from truyvet.auth import TokenStore
@@ -33,6 +34,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.tokens = TokenStore(connect(settings))
     app.state.venues = VenueStore(connect(settings))
     app.state.persons = PersonDetailsStore(connect(settings))
+    app.state.records = SharedDatabase(connect(settings))  # issue 15: cards, declarations, posters
     app.state.keys = KeyRing(settings.keys_dir, reload_seconds=settings.qr_key_reload_seconds)
     app.state.keys.load()
     app.state.buckets = TokenBuckets(rate=settings.rate_limit_scans_per_second,
@@ -52,6 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_future=timedelta(seconds=settings.max_future_seconds),
         venue_lookup=app.state.venues.get,
         verify_venue_qr=QrVerifier(app.state.keys),
+        verify_person_card=app.state.keys.verify_card,
     )
     yield
     await app.state.producer.stop()
@@ -67,3 +70,5 @@ def _kafka_state() -> str:
     return "connected" if producer is not None and producer.connected else "connecting"
 app.include_router(venues.router)
 app.include_router(scans.router)
+app.include_router(people.router)  # issue 15
+app.include_router(pages.router)  # issue 15

@@ -18,6 +18,9 @@ class VenueCreate(BaseModel):
     default_stay_minutes: int | None = Field(None, ge=1, le=24 * 60)
     valid_from: UtcSecond | None = None
     valid_until: UtcSecond | None = None
+    # The establishment on the ward's roster this venue is (GET /v1/reports/compliance gives the ids);
+    # without it, venues are matched to the roster by name and address (docs/api.md, "Compliance").
+    roster_id: str | None = Field(None, pattern=r"^r[0-9a-f]{15}$")
 
 
 class VenuePublic(BaseModel):
@@ -32,6 +35,7 @@ class VenuePublic(BaseModel):
     created_at: datetime
     qr_payload: str
     key_id: str
+    roster_id: str | None = None
 
 
 class RejectedItem(BaseModel):

@@ -16,19 +16,12 @@ import qrcode.image.svg
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
+from truyvet.posters import CATEGORY_LABELS
+
 DPI = 300
 POSTER_CM = (15.0, 21.0)  # docs/domain.md: posters at least 15 x 15 cm
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 
-CATEGORY_LABELS = {
-    "office": "Văn phòng", "factory": "Nhà máy, cơ sở sản xuất", "food_drink": "Ăn uống tại chỗ",
-    "bar": "Quán bar", "karaoke": "Karaoke", "massage_beauty": "Massage, làm đẹp", "gym": "Phòng tập thể dục",
-    "meeting": "Hội nghị, hội họp, đào tạo", "health_facility": "Cơ sở y tế", "school": "Trường học",
-    "bus_station": "Bến xe", "public_transport": "Phương tiện công cộng",
-    "mall_supermarket": "Trung tâm thương mại, siêu thị", "market_shop": "Chợ, cửa hàng thiết yếu",
-    "wedding": "Đám cưới", "funeral": "Đám tang", "tourist_site": "Điểm du lịch",
-    "entertainment": "Vui chơi, giải trí", "spiritual_site": "Cơ sở tôn giáo, tín ngưỡng",
-}
 INSTRUCTIONS = (
     "Quét mã QR khi vào và khi ra.",
     "Hoặc xuất trình mã QR cá nhân / thẻ CCCD để nhân viên quét.",

@@ -3,7 +3,7 @@
 The signature covers ``TV1.<kid>.<b64url(json)>``; the JSON is ``{"v": venue_id, "nbf": epoch?,
 "exp": epoch?}``. Ed25519 (public-key) so a phone holding the public keys can verify offline.
 
-Keys live in one directory (never in git; default ``<data_dir>/keys/qr``): ``<kid>.pem`` private
+Keys live in one directory (never in git; default ``<data_dir>/secrets/qr-keys``): ``<kid>.pem`` private
 keys (mode 0600) and ``keyring.json`` naming the active key and the retired ones. Rotation makes a
 new key active while the old ones keep verifying; retirement makes a key's payloads refused. A
 running ingest notices a changed ``keyring.json`` within ``reload_seconds``.
@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ingest.exceptions import IngestError
+from truyvet.cards import sign_card, verify_card
 
 logger = logging.getLogger(__name__)
 
@@ -107,13 +108,15 @@ class KeyRing:
 
     def _new_key(self) -> str:
         kid = "k" + secrets.token_hex(4)
-        pem = Ed25519PrivateKey.generate().private_bytes(
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         path = self.directory / f"{kid}.pem"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(pem)
+        _write_public(self.directory, kid, key)  # before keyring.json names the key
         return kid
 
     def load(self) -> None:
@@ -134,6 +137,7 @@ class KeyRing:
                 if not isinstance(key, Ed25519PrivateKey):
                     raise KeyRingError("not an Ed25519 key", kid=kid)
                 private[kid] = key
+                _write_public(self.directory, kid, key)
             self._private = private
             self._public = {kid: key.public_key() for kid, key in private.items()}
             self._retired = {kid for kid, info in keys.items() if info.get("retired_at")}
@@ -242,6 +246,17 @@ class KeyRing:
         self.maybe_reload()
         return kid in self._retired
 
+    # -- personal cards (truyvet/cards.py: same keys, their own payload version) -----------------
+    def sign_card(self, person_id: str) -> str:
+        """The QR text of a printed personal card, signed with the active key."""
+        kid = self.active_kid
+        return sign_card(person_id, kid=kid, key=self._private[kid], issued_at=int(time.time()))
+
+    def verify_card(self, text: str) -> str:
+        """The person id of a card payload; :class:`truyvet.cards.CardError` with the reason if refused."""
+        self.maybe_reload()
+        return verify_card(text, self._public.get, self._retired.__contains__)
+
 
 @dataclass(frozen=True)
 class Claims:
@@ -280,6 +295,18 @@ class QrVerifier:
         elif self._ring.is_retired(claims.kid):
             raise QrError(f"signing key {claims.kid!r} is retired")
         return check_window(claims, at)
+
+
+def _write_public(directory: Path, kid: str, key: Ed25519PrivateKey) -> None:
+    """``<kid>.pub``: the public half alone, for readers that must not hold the private key (the stream
+    worker checking personal cards, truyvet/cards.py); written once per key."""
+    path = directory / f"{kid}.pub"
+    if path.exists():
+        return
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    tmp = directory / f".{kid}.pub.{os.getpid()}.tmp"
+    tmp.write_bytes(pem)
+    tmp.replace(path)
 
 
 def _int_or_none(value: object) -> int | None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from truyvet.events import Category
+from truyvet.secretstore import qr_keys_dir
 from truyvet.settings import CommonSettings
+from truyvet.stack.kafka_accounts import APP_ID_PREFIX
 
 
 class StreamsSettings(CommonSettings):
@@ -39,6 +42,23 @@ class StreamsSettings(CommonSettings):
     matching_sweep_seconds: float = Field(600.0, gt=0)
     # A consumer with records waiting and no commit for this long is reported stalled (/healthz 503).
     stall_seconds: float = Field(120.0, gt=0)
+
+    # Where ingest keeps the QR signing keys (STREAMS_QR_KEYS_DIR, else ingest's own INGEST_QR_KEYS_DIR, else
+    # the secrets folder's qr-keys): the worker reads their public halves to check printed personal cards sent
+    # straight to Kafka (issue 15).
+    qr_keys_dir: Path | None = Field(None, validation_alias=AliasChoices("streams_qr_keys_dir", "ingest_qr_keys_dir"))
+
+    @property
+    def card_keys_dir(self) -> Path:
+        return self.qr_keys_dir or qr_keys_dir(self.data_dir)
+
+    @field_validator("app_id")
+    @classmethod
+    def _app_id_in_the_workers_acls(cls, value: str) -> str:
+        # The worker's Kafka account may use groups and changelogs named so (truyvet/stack/kafka_accounts.py).
+        if not value.startswith(APP_ID_PREFIX):
+            raise ValueError(f"STREAMS_APP_ID must start with {APP_ID_PREFIX!r} (the worker's Kafka ACLs)")
+        return value
 
     def group(self, intake: str) -> str:
         """The consumer group of one of the worker's intakes (``scans``, ``matching``)."""

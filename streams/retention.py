@@ -1,4 +1,4 @@
-"""Retention: visits older than the retention period go by whole daily partitions (DROP PARTITION).
+"""Retention: visits (and health declarations) older than the retention period go by whole daily partitions.
 
 Both visit tables are partitioned by ``toYYYYMMDD(t_in)``; a day is dropped once all of it is older
 than the retention period (the partition of the day exactly ``retention_days`` ago is kept). The
@@ -17,7 +17,7 @@ from truyvet.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
 
-TABLES = ("visits", "visits_by_venue")
+TABLES = ("visits", "visits_by_venue", "declarations")  # declarations: issue 15, same retention
 
 
 def expired_partitions(

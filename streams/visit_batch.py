@@ -65,8 +65,10 @@ class VisitBatch:
     """
 
     def __init__(self, *, rules: VisitRules, store: ChangelogStore, known_venue: Callable[[str], bool],
-                 partitions: int, retention_seconds: int) -> None:
+                 partitions: int, retention_seconds: int,
+                 person_card: Callable[[str], str] | None = None) -> None:
         self.rules = rules
+        self.person_card = person_card  # printed cards' person_qr (truyvet/cards.py), None: refused
         self.store = store
         self.known_venue = known_venue
         self.partitions = partitions
@@ -78,13 +80,12 @@ class VisitBatch:
     def parse(self, records: list[Any]) -> list[Parsed]:
         return [Parsed(r, self._parse_one(r)) for r in records]
 
-    @staticmethod
-    def _parse_one(record: Any) -> ParsedScan | Rejected:
+    def _parse_one(self, record: Any) -> ParsedScan | Rejected:
         """A record that cannot even be parsed is dead-lettered too, never a batch that fails for ever."""
         if record.value is None:
             return Rejected("record without a value")
         try:
-            return parse_scan(record.value)
+            return parse_scan(record.value, self.person_card)
         except Exception as exc:  # noqa: BLE001 - any failure to read one record is that record's fault
             logger.exception("scan at %s[%s]@%s unreadable", record.topic, record.partition, record.offset)
             return Rejected(f"unreadable record ({type(exc).__name__})")

@@ -25,6 +25,7 @@ from streams.sink import VISIT_COLUMNS, VisitSink
 from streams.store import ChangelogStore, Codec
 from streams.venues import VenueCache
 from streams.visit_batch import VisitBatch
+from truyvet.cards import PublicKeys
 from truyvet.events import Topics
 from truyvet.partitioning import partition_for
 from truyvet.schema.db import Database
@@ -97,7 +98,8 @@ class VisitsProcessor:
                            horizon=settings.state_horizon_hours * 3600)
         self.batch = VisitBatch(rules=rules, store=self.store, known_venue=self.venues.known,
                                 partitions=settings.scans_partitions,
-                                retention_seconds=settings.retention_days * 86400)
+                                retention_seconds=settings.retention_days * 86400,
+                                person_card=PublicKeys(settings.card_keys_dir).verify)
         self.scans_topic = settings.topic(Topics.SCANS)
         self.dlq_topic = settings.topic(Topics.SCANS_DLQ)
         self.matching_topic = settings.topic(Topics.EXPOSURE_MATCHING)

@@ -25,6 +25,7 @@ os.environ.setdefault("STREAMS_APP_ID", f"truyvet-test-{RUN_ID}")
 
 from truyvet.auth import Role, create_token  # noqa: E402
 from truyvet.schema.db import DriverDatabase  # noqa: E402
+from truyvet.schema.migrate import drop_database  # noqa: E402
 from truyvet.settings import PROJECT_ROOT, CommonSettings  # noqa: E402
 from truyvet.stack.processes import ProcessDir, free_port, wait_until  # noqa: E402
 from truyvet.stack.services import Stack, app_services, http_ok  # noqa: E402
@@ -53,7 +54,7 @@ def infra() -> Iterator[CommonSettings]:
 
     db = connect(settings, database="default")
     try:
-        db.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+        drop_database(db, settings.clickhouse_database)
     finally:
         db.close()
 

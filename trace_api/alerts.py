@@ -44,7 +44,7 @@ def list_alerts(
         where.append("created_at >= %(since)s")
         params["since"] = min(since, datetime(2100, 1, 1, tzinfo=UTC))  # later: nothing, but no 500
     rows = db.execute(
-        "SELECT alert_id, case_id, person_id, generation, ward_code, venue_id, created_at, status, attempts "
+        "SELECT alert_id, case_id, person_id, generation, ward_code, venue_id, created_at, status, attempts, kind "
         "FROM alerts FINAL"
         + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY created_at DESC, alert_id LIMIT %(limit)s",
@@ -60,8 +60,9 @@ def list_alerts(
             venue_id=v,
             created_at=t.astimezone(UTC),
             delivery=Delivery(status=s, attempts=int(n)),
+            kind=k,
         )
-        for a, c, p, g, w, v, t, s, n in rows
+        for a, c, p, g, w, v, t, s, n, k in rows
     ]
 
 

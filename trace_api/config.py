@@ -27,6 +27,8 @@ class TraceSettings(CommonSettings):
     # Upper bound of any visit's length: max stay (12 h) or an orphan out's default stay (<= 24 h).
     max_visit_minutes: int = Field(24 * 60, ge=1)
     audit_page_limit: int = Field(1000, ge=1)
+    # Compliance (issue 15): a registered establishment with no scan in this many days up to the date is silent.
+    compliance_silent_days: int = Field(3, ge=1, le=28)
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
 import trace_api.routes.alerts as alerts  # issue 6
+import trace_api.routes.compliance as compliance  # issue 15
+import trace_api.routes.declarations as declarations  # issue 15
 from trace_api import openapi
 from trace_api.config import get_settings
 from trace_api.routes import audit as audit_routes
@@ -47,3 +49,5 @@ app.include_router(persons.router)
 app.include_router(audit_routes.router)
 app.include_router(reports.router)
 app.include_router(dashboard.router)
+app.include_router(compliance.router)  # issue 15
+app.include_router(declarations.router)  # issue 15

@@ -169,8 +169,15 @@ class DeadLetter(BaseModel):
         return orjson.dumps(self.model_dump(mode="json"))
 
 
+class AlertKind(StrEnum):
+    contact = "contact"  # a contact of a case (one per case and contact)
+    declaration = "declaration"  # a health declaration with symptoms or contact with a case (issue 15)
+
+
 class Alert(BaseModel):
-    """One alert per (case, contact), addressed to a ward health center."""
+    """One alert per (case, contact), addressed to a ward health center; or one per health declaration
+    that needs a call (``kind`` ``declaration``: ``case_id`` is empty, ``generation`` 0, ``venue_id`` the
+    venue where it was declared, if any)."""
 
     alert_id: str
     case_id: str
@@ -179,6 +186,7 @@ class Alert(BaseModel):
     ward_code: str
     venue_id: str
     created_at: UtcSecond
+    kind: AlertKind = AlertKind.contact
 
 
 def to_jsonable(model: BaseModel) -> dict[str, Any]:

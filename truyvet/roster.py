@@ -8,8 +8,11 @@ Identical lines (same ward, category, name and address) are one establishment.
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
+import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +24,18 @@ from truyvet.schema.db import Database
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("ward_code", "category", "name", "address")
+
+def current_roster(db: Database, wards: tuple[str, ...] | None = None) -> list[Establishment]:
+    """The establishments of the wards' latest loads (all wards for ``None``), in file order per ward."""
+    where, params = "", {}
+    if wards is not None:
+        if not wards:
+            return []
+        where, params = " WHERE ward_code IN %(wards)s", {"wards": tuple(wards)}
+    rows = db.execute(f"SELECT ward_code, category, name, address FROM {CURRENT}{where} "
+                      "ORDER BY ward_code, category, name, address", params)
+    return [Establishment(str(w), Category(str(c)), str(n), str(a)) for w, c, n, a in rows]
+
 
 # The current roster: per ward, the rows of its latest load (a tuple IN works on 18.16 and current).
 CURRENT = ("(SELECT ward_code, category, name, address FROM roster "
@@ -37,6 +52,28 @@ class Establishment:
     category: Category
     name: str
     address: str
+
+    @property
+    def roster_id(self) -> str:
+        return roster_id(self.ward_code, self.name, self.address)
+
+
+_PUNCT = re.compile(r"[^0-9a-z ]+")
+
+
+def match_key(text: str) -> str:
+    """The form names and addresses are compared in (docs/compliance.md): without diacritics
+    (đ is d), case, punctuation or extra spaces. "Quán Phở  Đức-Xuân." and "quan pho duc xuan" are equal."""
+    decomposed = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    return " ".join(_PUNCT.sub(" ", bare).split())
+
+
+def roster_id(ward_code: str, name: str, address: str) -> str:
+    """A roster row's stable id: the same establishment keeps it across loads of its ward's list, and a
+    spelling that only differs in diacritics, case, punctuation or spaces keeps it too."""
+    key = "|".join((ward_code.strip(), match_key(name), match_key(address)))
+    return "r" + hashlib.sha256(key.encode()).hexdigest()[:15]
 
 
 def read_roster(path: Path) -> list[Establishment]:

@@ -1,5 +1,7 @@
 """Parsing a raw record of the ``scans`` topic into what the worker keeps, fast: the one Kafka-side
 validation of a scan, the same rules as the HTTP door (both end in :class:`truyvet.events.ScanEvent`).
+A record may carry a printed card's ``person_qr`` instead of ``person_id`` (truyvet/cards.py): its
+signature is checked and it becomes the card's person id, or the record is refused with the reason.
 
 The contract's shape is :class:`truyvet.events.ScanEvent`. Records in the common canonical form
 (what HTTP ingest writes: lowercase hyphenated UUID, RFC 3339 time with an offset, ids of the allowed
@@ -12,6 +14,7 @@ equal: ``tests/unit/truyvet/test_scan_doors.py``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import NamedTuple, TypeGuard
 
@@ -51,19 +54,49 @@ class Rejected(NamedTuple):
     reason: str
 
 
-def parse_scan(raw: bytes) -> ParsedScan | Rejected:
-    """The scan in ``raw``, or why it is not one (first validation error, as "field: message")."""
+def parse_scan(raw: bytes, person_card: Callable[[str], str] | None = None) -> ParsedScan | Rejected:
+    """The scan in ``raw``, or why it is not one (first validation error, as "field: message").
+
+    :param person_card: a printed card's payload (``person_qr``) -> its person id, raising ValueError with
+        the reason (truyvet/cards.py); without it a record carrying ``person_qr`` is refused.
+    """
     fast = _fast(raw)
     if fast is not None:
         return fast
+    card = _with_card(raw, person_card)
+    if isinstance(card, Rejected):
+        return card
     try:
-        event = ScanEvent.from_json(raw)
+        event = ScanEvent.from_json(raw if card is None else orjson.dumps(card))
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"])
         return Rejected(f"{where}: {first['msg']}" if where else first["msg"])
     return ParsedScan(event.person_id, Scan(int(event.scanned_at.timestamp()), event.direction.value,
                                             event.venue_id, str(event.scan_id)))
+
+
+def _with_card(raw: bytes, person_card: Callable[[str], str] | None) -> dict[str, object] | Rejected | None:
+    """A record with ``person_qr``: its fields with the card's person id in place of the card (checked
+    like the HTTP door: exactly one person field, signature); None for a record without one."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(doc) is not dict or doc.get("person_qr") is None:  # null is absent, as at the HTTP door
+        return None
+    if "person_id" in doc or "cccd_qr" in doc:
+        return Rejected("give exactly one of person_id, cccd_qr or person_qr")
+    text = doc.pop("person_qr")
+    if type(text) is not str:
+        return Rejected("person_qr: must be the card's text")
+    if person_card is None:
+        return Rejected("person_qr: cards are not checked at this door")
+    try:
+        doc["person_id"] = person_card(text)
+    except ValueError as exc:
+        return Rejected(f"person_qr: {exc}")
+    return doc
 
 
 def utc_epoch(value: object) -> int | None:

@@ -7,6 +7,8 @@ need=()
 command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || need+=(clickhouse-server clickhouse-client)
 command -v kcat >/dev/null || need+=(kcat)
 command -v zbarimg >/dev/null || need+=(zbar-tools)
+# poppler-utils: pdftoppm renders the bulk poster PDFs' pages for zbarimg in the tests
+command -v pdftoppm >/dev/null || need+=(poppler-utils)
 command -v mvn >/dev/null || need+=(maven)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ingest import registration
@@ -12,6 +12,7 @@ from ingest.models import QrKeyPublic, VenueCreate, VenuePublic
 from ingest.poster import poster_png, qr_png, qr_svg
 from ingest.qr import KeyRing
 from truyvet.auth import Principal, Role
+from truyvet.events import Category
 from truyvet.web import require
 
 router = APIRouter(tags=["venues"])
@@ -48,6 +49,17 @@ async def venue_poster(venue_id: str, request: Request, _: Principal = Depends(_
     image = await run_in_threadpool(
         lambda: poster_png(payload, name=venue.name, category=venue.category.value, ward=ward))
     return Response(image, media_type="image/png")
+
+
+@router.get("/v1/venues/posters.pdf", response_class=Response)
+async def venue_posters(request: Request, ward_code: str = Query(..., min_length=1, max_length=32),
+                        category: Category | None = Query(None),
+                        _: Principal = Depends(require(Role.registrar))) -> Response:
+    """Posters in bulk: one A4 page per registered venue of the ward (one category or all), fonts embedded."""
+    body = await registration.posters(request.app.state, ward_code, category.value if category else None)
+    name = f"ap-phich-{ward_code}{'-' + category.value if category else ''}.pdf"
+    return Response(body, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/v1/qr-keys", response_model=list[QrKeyPublic])

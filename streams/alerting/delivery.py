@@ -42,6 +42,7 @@ ALERT_COLUMNS = [
     "delivered_at",
     "updated_at",
     "version",
+    "kind",  # issue 15: contact | declaration
 ]
 EPOCH = datetime.fromtimestamp(0, UTC)
 
@@ -191,6 +192,7 @@ def alert_row(
         delivered_at or EPOCH,
         now,
         version,
+        alert.kind,
     )
 
 

@@ -26,6 +26,7 @@ from tests.unit.streams.reference import RefVisit, reference_visits
 from tests.unit.streams.scenarios import generate, make_venues
 from truyvet.auth import Role, create_token
 from truyvet.events import Topics
+from truyvet.kafka_clients import client_kwargs
 from truyvet.schema import connect
 from truyvet.stack.processes import wait_until
 
@@ -143,8 +144,8 @@ def run_e2e(stack: BenchStack, n_scans: int, progress: Progress, *, seed: int | 
     bodies = _bodies(scans, {v.venue_id: v.venue_id for v in venues})
     url = f"{stack.settings.ingest_url}/v1/scans/batch"
     wait_until(lambda: _authorized(url, headers), timeout=60, what="device token accepted")
-    admin = KafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap, request_timeout_ms=15000)
-    consumer = KafkaConsumer(bootstrap_servers=stack.settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_kwargs(stack.settings), request_timeout_ms=15000)
+    consumer = KafkaConsumer(**client_kwargs(stack.settings))
     try:
         base_lag = _lag(stack, admin, consumer)
         assert base_lag == 0, f"the workers are behind before the run ({base_lag})"

@@ -58,7 +58,7 @@ def servers(stack: BenchStack) -> list[tuple[str, int]]:
 def _client(stack: BenchStack, host: str | None = None, port: int | None = None) -> Client:
     s = stack.settings
     return Client(host=host or s.clickhouse_host, port=port or s.clickhouse_port, database=s.clickhouse_database,
-                  user=s.clickhouse_user, password=s.clickhouse_password.get_secret_value(),
+                  user=s.clickhouse_user, password=s.clickhouse_secret(),
                   settings={"insert_distributed_sync": 1, "max_execution_time": 0}, send_receive_timeout=3600)
 
 

@@ -28,7 +28,7 @@ from streams.processor import PersonState
 from streams.store import ChangelogStore
 from streams.visits_worker import PERSON_STATE
 from tests.benchmarks.report import write_section
-from truyvet.kafka_clients import client_kwargs
+from truyvet.kafka_clients import client_kwargs, security_options
 from truyvet.partitioning import partition_for
 from truyvet.scan import Scan
 from truyvet.settings import CommonSettings
@@ -75,7 +75,8 @@ def _fill(settings: CommonSettings, topic: str, persons: int) -> int:
 
 
 async def _restore(settings: CommonSettings, topic: str) -> tuple[float, int]:
-    store = ChangelogStore("person-scans", topic, codec=PERSON_STATE, bootstrap=settings.kafka_bootstrap)
+    store = ChangelogStore("person-scans", topic, codec=PERSON_STATE, bootstrap=settings.kafka_bootstrap,
+                           client_options=security_options(settings))
     started = time.perf_counter()
     await store.restore(set(range(PARTITIONS)))
     return time.perf_counter() - started, len(store)

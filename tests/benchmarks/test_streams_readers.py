@@ -25,6 +25,7 @@ import pytest
 from tests.benchmarks.report import write_section
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import Database
+from truyvet.schema.migrate import drop_database
 from truyvet.settings import CommonSettings
 
 pytestmark = pytest.mark.benchmark
@@ -137,5 +138,5 @@ def test_streams_readers() -> None:
         print(body)
     finally:
         db.close()
-        boot.execute(f"DROP DATABASE IF EXISTS {name}")
+        drop_database(boot, name)
         boot.close()

@@ -40,6 +40,7 @@ from tests.unit.streams.scenarios import generate, make_venues, scan_json
 from truyvet.events import Topics
 from truyvet.kafka_clients import client_kwargs
 from truyvet.schema import connect
+from truyvet.schema.migrate import drop_database
 from truyvet.settings import CommonSettings
 from truyvet.stack.clickhouse import ensure_database
 from truyvet.stack.processes import wait_until
@@ -63,12 +64,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def produce(bootstrap: str, topic: str, partitions: int, payloads: list[tuple[bytes, bytes]]) -> None:
+def produce(settings: CommonSettings, topic: str, partitions: int, payloads: list[tuple[bytes, bytes]]) -> None:
     """Produce keyed records with aiokafka's batch API (``acks=all``), partitioned like the default
     partitioner of Kafka clients (murmur2 of the key), all partitions' batches in flight at once."""
 
     async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=1024 * 1024,
+        producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", max_batch_size=1024 * 1024,
                                     max_request_size=8 * 1024 * 1024)
         await producer.start()
         try:
@@ -98,10 +99,10 @@ def raw_limit(settings: CommonSettings, payloads: list[tuple[bytes, bytes]]) -> 
     admin = KafkaAdminClient(**client_kwargs(settings))
     admin.create_topics([NewTopic(topic, settings.scans_partitions, 1)])
     admin.close()
-    produce(settings.kafka_bootstrap, topic, settings.scans_partitions, payloads)
+    produce(settings, topic, settings.scans_partitions, payloads)
     client = Client(host=settings.clickhouse_host, port=settings.clickhouse_port,
                     database=settings.clickhouse_database, user=settings.clickhouse_user,
-                    password=settings.clickhouse_password.get_secret_value())
+                    password=settings.clickhouse_secret())
     client.execute("CREATE TABLE IF NOT EXISTS raw_scans (scan_id String, person_id String, venue_id String, "
                    "t DateTime('UTC'), direction String) ENGINE = MergeTree PARTITION BY toYYYYMMDD(t) "
                    "ORDER BY (person_id, t)")
@@ -150,7 +151,7 @@ def test_streams_throughput() -> None:
         payloads = [(s.person_id.encode(), scan_json(s)) for s in scans]
         cpu_before = sum(cpu_seconds(p.procs.pid(n) or 0) for n in names)
         started = time.perf_counter()
-        produce(p.settings.kafka_bootstrap, p.settings.topic(Topics.SCANS), p.settings.scans_partitions, payloads)
+        produce(p.settings, p.settings.topic(Topics.SCANS), p.settings.scans_partitions, payloads)
         produced_s = time.perf_counter() - started
         p.wait_caught_up(timeout=3600, workers=names)
         e2e_s = time.perf_counter() - started
@@ -166,7 +167,7 @@ def test_streams_throughput() -> None:
     finally:
         p.stop_all()
         db = connect(base, database="default")
-        db.execute(f"DROP DATABASE IF EXISTS {p.database}")
+        drop_database(db, p.database)
         db.close()
 
     n = len(scans)

@@ -194,6 +194,8 @@ def trace_service(settings: CommonSettings, database: str) -> Iterator[str]:
     procs = ProcessDir(BENCH_DIR)
     env = {"TRUYVET_CLICKHOUSE_PORT": str(settings.clickhouse_port), "TRUYVET_CLICKHOUSE_DATABASE": database,
            "TRUYVET_TRACE_PORT": str(port), "TRUYVET_ENVIRONMENT": "test", "PYTHONPATH": str(PROJECT_ROOT),
+           # the benchmark's own ClickHouse: its accounts' passwords are under BENCH_DIR
+           "TRUYVET_DATA_DIR": str(BENCH_DIR), "TRUYVET_CLICKHOUSE_USER": "trace",
            # never the shared Kafka: nothing here should publish, and if it tried it must fail, not spam
            "TRUYVET_KAFKA_BOOTSTRAP": "127.0.0.1:1", "TRUYVET_TOPIC_PREFIX": "bench-trace-"}
     procs.start("bench-trace-api", (sys.executable, "-m", "uvicorn", "trace_api.main:app", "--host", "127.0.0.1",

@@ -410,6 +410,8 @@ def demo(
     console.print(f"  this case: {base}case?case={case_id}#token={tokens[Role.epidemiologist]}")
     console.print(f"  ward health center ({wards.get(busiest, busiest)}): {base}#token={health}")
     console.print(f"  city office, coverage: {base}#token={tokens[Role.viewer]}")
+    console.print(f"  compliance by establishment: {base}compliance?ward={busiest}#token={tokens[Role.viewer]}")
+    console.print(f"  venue pages: {settings.ingest_url}/scanner/ (device token) · {settings.ingest_url}/registrar/")
     console.print(
         f"demo finished in {time.monotonic() - started:.0f} s · ingest API {settings.ingest_url}/docs · "
         f"trace API {settings.trace_url}/docs · logs in .local/logs · `truyvet status`"

@@ -57,6 +57,13 @@ MIGRATIONS_TABLE = (
 )
 
 
+def drop_database(db: Database, name: str) -> None:
+    """Drop a database and its audit database (tests and benchmarks clean up with this); the audit one
+    first: a chdb client names its own database before every statement."""
+    db.execute(f"DROP DATABASE IF EXISTS {name}_audit")
+    db.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
 def apply_migrations(db: Database, *, cluster: str | None = None) -> list[Migration]:
     """Apply what is not yet recorded in ``schema_migrations``; return what was applied.
 

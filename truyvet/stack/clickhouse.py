@@ -95,12 +95,14 @@ class ClickHouseNode:
         return {account: secretstore.ensure_secret(data_dir, secretstore.clickhouse_password_name(account))
                 for account in secretstore.CLICKHOUSE_ACCOUNTS}
 
-    def retention_databases(self) -> set[str]:
+    def listed_retention_databases(self) -> set[str]:
         try:
-            listed = set((self.home / RETENTION_FILE).read_text().split())
+            return set((self.home / RETENTION_FILE).read_text().split())
         except FileNotFoundError:
-            listed = set()
-        return listed | {self.settings.clickhouse_database}
+            return set()
+
+    def retention_databases(self) -> set[str]:
+        return self.listed_retention_databases() | {self.settings.clickhouse_database}
 
     def write_users(self, retention_databases: set[str] | None = None) -> None:
         """(Re)write users.xml; a running server reads it again within seconds (no restart)."""
@@ -118,7 +120,7 @@ class ClickHouseNode:
         ``wait`` until it has (the worker's retention otherwise just retries at its next check)."""
         if not self.manages_users():
             return
-        if database not in self.retention_databases() or not (self.home / RETENTION_FILE).exists():
+        if database not in self.listed_retention_databases():
             db = connect(self.own.as_account(clickhouse="admin"), database="system")
             try:
                 existing = {str(r[0]) for r in db.execute("SELECT name FROM system.databases")}

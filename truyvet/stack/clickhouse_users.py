@@ -5,7 +5,8 @@ databases an account may use (``allow_databases``). The accounts:
 
 ==========  =================  =================================================================
 admin       DDL, every db      migrations, ``truyvet sql``, the CLI, the tests' fixtures
-ingest      no DDL             tokens, venues, person_details (insert and read)
+ingest      no DDL             tokens, venues, person_details (insert and read); issue 15: person_cards,
+                               declarations, venue_roster (insert and read), audit_log (insert: card prints)
 worker      no DDL             visits (insert), venues and person_details (read)
 trace       no DDL             cases (insert), reads; ``<db>_audit.audit_log`` (insert and read)
 dispatcher  no DDL             alerts and webhooks (read)

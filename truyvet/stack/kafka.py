@@ -149,7 +149,8 @@ class KafkaNode:
         reformatted (its topics are made again, empty); a production one is left for the operator."""
         if self.settings.environment == "production":
             raise StackError("this Kafka storage predates SASL/SCRAM (no admin credential); see SECURITY.md, "
-                             "'Upgrading a plaintext Kafka', to add the admin without losing topics",
+                             "'Upgrading an install that ran plaintext Kafka', to add the admin without "
+                             "losing topics",
                              data=str(self.data))
         logger.warning("Kafka storage in %s predates SASL/SCRAM: reformatting it (development install)", self.data)
         shutil.rmtree(self.data)
@@ -158,7 +159,11 @@ class KafkaNode:
     def start(self, *, timeout: float = 90) -> int | None:
         """Start the broker unless one answers already; wait until it serves metadata."""
         pid = self.procs.pid(self.name)
-        if pid is not None and ("SASL_PLAINTEXT" not in self._running_config() or lax_umask(pid)):
+        plaintext = pid is not None and "SASL_PLAINTEXT" not in self._running_config()
+        if plaintext and self.settings.environment == "production" and not (self.home / SASL_MARKER).exists():
+            raise StackError("the running Kafka has no authentication; see SECURITY.md, 'Upgrading an install "
+                             "that ran plaintext Kafka' (left running)", pid=pid)
+        if pid is not None and (plaintext or lax_umask(pid)):
             logger.warning("our Kafka (pid %s) runs without authentication or writes files others may read: "
                            "restarting it", pid)
             self.stop()

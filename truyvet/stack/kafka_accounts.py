@@ -5,9 +5,10 @@ account gets exactly the ACLs below, on this installation's topic names (``setti
 
 ======================  ==========================================================================
 device                  write ``scans`` (devices that send scans straight to Kafka, kcat)
-ingest                  write ``scans``, ``venues``
+ingest                  write ``scans``, ``venues``, ``alerts`` (health declarations' alerts, issue 15)
 worker                  read ``scans``, ``exposure-matching``, ``traced-persons``; write ``scans``
-                        (unkeyed scans re-keyed), ``scans-dlq``, ``exposure-matching``, ``alerts``;
+                        (unkeyed scans re-keyed), ``scans-dlq``, ``exposure-matching``, ``alerts``,
+                        ``traced-persons`` (contacts found by late visits);
                         its groups, changelogs and faust's leader
                         topic (names starting with ``truyvet-``, the app id's prefix)
 trace                   write ``traced-persons``, ``exposure-matching``, ``alerts`` (case registration)
@@ -46,10 +47,10 @@ READ, WRITE = "read", "write"
 # role -> [(logical topic, read or write)]
 TOPIC_RIGHTS: dict[str, list[tuple[str, str]]] = {
     "device": [(Topics.SCANS, WRITE)],
-    "ingest": [(Topics.SCANS, WRITE), (Topics.VENUES, WRITE)],
+    "ingest": [(Topics.SCANS, WRITE), (Topics.VENUES, WRITE), (Topics.ALERTS, WRITE)],  # alerts: issue 15
     "worker": [(Topics.SCANS, READ), (Topics.EXPOSURE_MATCHING, READ), (Topics.TRACED, READ),
                (Topics.SCANS, WRITE), (Topics.SCANS_DLQ, WRITE), (Topics.EXPOSURE_MATCHING, WRITE),
-               (Topics.ALERTS, WRITE)],
+               (Topics.ALERTS, WRITE), (Topics.TRACED, WRITE)],
     "trace": [(Topics.TRACED, WRITE), (Topics.EXPOSURE_MATCHING, WRITE), (Topics.ALERTS, WRITE)],
     "dispatcher": [(Topics.ALERTS, READ), (Topics.ALERTS_DLQ, WRITE)],
 }

@@ -164,7 +164,8 @@ def test_coverage_page_draws_the_charts(services, token, city, page: Any, artifa
     # the demo's ready link: /dashboard/#token=... logs in and lands on the role's page
     page.goto(f"{services.trace_url}/dashboard/#token=" + token(Role.viewer)["Authorization"].removeprefix("Bearer "))
     page.wait_for_url("**/dashboard/coverage")
-    assert "#token" not in page.url and page.locator("nav a").count() == 1  # a viewer sees coverage only
+    # a viewer sees the reports only: coverage and (issue 15) compliance by establishment
+    assert "#token" not in page.url and page.locator("nav a").count() == 2
     page.wait_for_selector("#chart-trend-svg")
     ward_chart = page.locator("#chart-ward-svg")
     assert ward_chart.locator("rect.bar").count() >= 3

@@ -8,6 +8,7 @@ import pytest
 
 from tests.integration.streams.harness import Pipeline
 from truyvet.schema import connect
+from truyvet.schema.migrate import drop_database
 from truyvet.settings import CommonSettings
 
 
@@ -27,6 +28,6 @@ def pipeline(infra: CommonSettings) -> Iterator[Callable[..., Pipeline]]:
         if p.clickhouse_port is None:
             db = connect(infra, database="default")
             try:
-                db.execute(f"DROP DATABASE IF EXISTS {p.database}")
+                drop_database(db, p.database)
             finally:
                 db.close()

@@ -12,6 +12,7 @@ from streams.retention import drop_expired_in
 from streams.sink import VISIT_COLUMNS
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import ChdbDatabase, Database
+from truyvet.schema.migrate import drop_database as drop_databases
 from truyvet.settings import CommonSettings
 from truyvet.stack.clickhouse import drop_database, ensure_database
 
@@ -36,7 +37,7 @@ def fresh_db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  #
         chdb = ChdbDatabase(database=name)
         apply_migrations(chdb)
         yield chdb
-        chdb.execute(f"DROP DATABASE IF EXISTS {name}")
+        drop_databases(chdb, name)
         return
     infra: CommonSettings = request.getfixturevalue("infra")
     boot = connect(infra, database="default")
@@ -47,7 +48,7 @@ def fresh_db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  #
         yield db
     finally:
         db.close()
-        boot.execute(f"DROP DATABASE IF EXISTS {name}")
+        drop_databases(boot, name)
         boot.close()
 
 

@@ -15,6 +15,7 @@ from trace_api.contacts import TraceParams, trace
 from truyvet.events import Visit
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import Database, DriverDatabase
+from truyvet.schema.migrate import drop_database
 from truyvet.settings import CommonSettings
 
 H = 60 * MINUTE
@@ -81,7 +82,7 @@ def big_db(infra: CommonSettings) -> Iterator[DriverDatabase]:
     )
     yield db
     db.close()
-    admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    drop_database(admin, name)
     admin.close()
 
 

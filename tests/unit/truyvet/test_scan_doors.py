@@ -4,7 +4,8 @@ The HTTP door is ``ingest.scans.ScanValidator`` (the item as a device posts it w
 ``person_id``); the Kafka door is ``truyvet.scan.parse_scan`` followed by the worker's checks
 (``streams.visit_batch.VisitBatch.check``: future, retention, known venue). For any item made of the
 contract's fields, with values drawn from valid ones, near misses (raw ID numbers, year 1 and 9999 with
-offsets, odd spellings) and wrong JSON types, both give the same verdict, and on acceptance the same
+offsets, odd spellings), printed cards (valid, edited, forged, a venue's code; issue 15) and wrong JSON
+types, both give the same verdict, and on acceptance the same
 scan (person, venue, time to the second, direction, scan id).
 """
 
@@ -23,6 +24,7 @@ from ingest.scans import Accepted, ScanValidator
 from streams.processor import VisitRules
 from streams.store import JSON, ChangelogStore
 from streams.visit_batch import VisitBatch
+from truyvet.cards import PublicKeys
 from truyvet.events import Category, Venue
 from truyvet.scan import ParsedScan, parse_scan
 
@@ -102,15 +104,25 @@ FIELDS = {
 ITEMS = st.fixed_dictionaries({}, optional=FIELDS)
 
 
+RING = KeyRing(Path(__import__("tempfile").mkdtemp()) / "k")
+RING.load()
+CARDS = PublicKeys(RING.directory)  # the Kafka door's view of the same keys (issue 15: person_qr)
+_CARD = RING.sign_card("cperson1")
+_PARTS = _CARD.split(".")
+CARD_TEXTS = st.sampled_from([_CARD, ".".join([*_PARTS[:2], _PARTS[2][:-2] + "xx", _PARTS[3]]), "TP1.x.y.z",
+                              RING.sign("vknown"), RING.sign_card("001099012345"), ""])
+FIELDS["person_qr"] = st.one_of(CARD_TEXTS, JUNK)
+ITEMS = st.fixed_dictionaries({}, optional=FIELDS)
+
+
 def _http_door(tmp: Path) -> ScanValidator:
-    ring = KeyRing(tmp / "k")
-    ring.load()
     return ScanValidator(
         pseudonym_key=b"k",
         retention=RETENTION,
         max_future=timedelta(minutes=5),
         venue_lookup={"vknown": VENUE}.get,
-        verify_venue_qr=QrVerifier(ring),
+        verify_venue_qr=QrVerifier(RING),
+        verify_person_card=RING.verify_card,
     )
 
 
@@ -135,7 +147,7 @@ KAFKA = _kafka_door()
 def test_http_and_kafka_doors_give_the_same_verdict(item: dict[str, object]) -> None:
     now = datetime.now(UTC)
     http = HTTP.validate(0, item, now=now, source="http")
-    parsed = parse_scan(orjson.dumps(item))
+    parsed = parse_scan(orjson.dumps(item), CARDS.verify)
     kafka_reason = KAFKA.check(parsed, int(now.timestamp()))[0]
     assert isinstance(http, Accepted) == (not kafka_reason), (item, http, parsed, kafka_reason)
     if isinstance(http, Accepted):

@@ -53,10 +53,13 @@
       const isNew = !seen.has(a.alert_id) && !firstRun;
       seen.add(a.alert_id);
       const d = a.delivery || {};
-      tbody.appendChild(TV.el("tr", { class: "alert" + (isNew ? " new" : ""), "data-alert-id": a.alert_id },
+      const declared = a.kind === "declaration";  // issue 15: a health declaration that needs a call
+      tbody.appendChild(TV.el("tr", { class: "alert" + (isNew ? " new" : ""), "data-alert-id": a.alert_id,
+                                      "data-kind": a.kind || "contact" },
         TV.el("td", {}, TV.dateTime(a.created_at)),
-        TV.el("td", {}, TV.el("span", { class: "badge f" + a.generation }, "F" + a.generation)),
-        TV.el("td", {}, a.person_id), TV.el("td", {}, a.case_id),
+        TV.el("td", {}, declared ? TV.el("span", { class: "badge declaration" }, "Khai báo y tế")
+                                 : TV.el("span", { class: "badge f" + a.generation }, "F" + a.generation)),
+        TV.el("td", {}, a.person_id), TV.el("td", {}, declared ? "—" : a.case_id),
         TV.el("td", {}, places.wards[a.ward_code] || a.ward_code),
         TV.el("td", {}, (places.venues[a.venue_id] || {}).name || a.venue_id),
         TV.el("td", { class: "delivery " + (d.status || "") },

@@ -67,7 +67,8 @@ const TV = (() => {
     const nav = document.getElementById("nav");
     const health = ["admin", "epidemiologist", "health_center"];
     const links = [["case", "Ca bệnh & truy vết", health], ["alerts", "Cảnh báo", health],
-                   ["coverage", "Độ phủ quét mã QR", [...health, "viewer"]]];
+                   ["coverage", "Độ phủ quét mã QR", [...health, "viewer"]],
+                   ["compliance", "Tuân thủ theo cơ sở", [...health, "viewer", "registrar"]]];  // issue 15
     for (const [href, label, roles] of links) {
       if (!roles.includes(who.role)) continue;  // the API would answer 403 anyway
       const a = el("a", { href: "/dashboard/" + href, class: href === active ? "active" : "" }, label);
@@ -116,7 +117,7 @@ const TV = (() => {
   }
 
   function download(name, text, type) {
-    const url = URL.createObjectURL(new Blob([text], { type }));
+    const url = URL.createObjectURL(text instanceof Blob ? text : new Blob([text], { type }));
     const a = el("a", { href: url, download: name });
     document.body.appendChild(a); a.click(); a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 5000);
@@ -164,7 +165,8 @@ const TV = (() => {
       root.appendChild(svg("line", { x1: left, x2: width - right, y1: y(v), y2: y(v), class: "grid" }));
       root.appendChild(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end", class: "axis-label" }, v));
     }
-    days.forEach((d, i) => root.appendChild(
+    const every = Math.ceil(days.length / 15);  // at most ~15 date labels (28-day charts stay readable)
+    days.forEach((d, i) => (i % every === (days.length - 1) % every) && root.appendChild(
       svg("text", { x: x(i), y: height - 10, "text-anchor": "middle", class: "axis-label" }, d.slice(8) + "/" + d.slice(5, 7))));
     series.forEach((s, si) => {
       const lx = left + si * 150;

@@ -2,7 +2,7 @@
 "use strict";
 (async () => {
   const form = document.getElementById("login"), error = document.getElementById("error");
-  const HOME = { health_center: "alerts", viewer: "coverage" };
+  const HOME = { health_center: "alerts", viewer: "coverage", registrar: "compliance" };
 
   async function enter(t) {
     TV.setToken(t.trim());
