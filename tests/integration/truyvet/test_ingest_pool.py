@@ -61,6 +61,7 @@ def test_ingest_pool_shares_the_port_and_restarts_one(infra: CommonSettings, db,
            "STREAMS_APP_ID": f"truyvet-pool-{uuid.uuid4().hex[:6]}", "COLUMNS": "200"}
     (tmp_path / "kafka").mkdir()
     (tmp_path / "kafka" / "libs").symlink_to(infra.data_dir / "kafka" / "libs")
+    (tmp_path / "secrets").symlink_to(infra.data_dir / "secrets")  # the session's accounts and keys
     registrar, device = token(Role.registrar), token(Role.device)
     url = f"http://127.0.0.1:{ingest_port}"
     try:
