@@ -9,6 +9,7 @@ option keeps (and reports) the same shape.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from pathlib import Path
 
@@ -50,8 +51,8 @@ def running_names(procs: ProcessDir) -> list[str]:
 def own_health_url(settings: CommonSettings, pid: int) -> str | None:
     """The health URL on the process's own port (written by ``ingest.serve``), or None if it has none."""
     try:
-        base = (own_address_dir(settings) / str(pid)).read_text().strip()
-    except FileNotFoundError:
+        base = json.loads((own_address_dir(settings) / str(pid)).read_text()).get("own")
+    except (FileNotFoundError, ValueError, AttributeError):
         return None
     return f"{base}/healthz" if base else None
 

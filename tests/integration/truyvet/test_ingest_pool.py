@@ -72,7 +72,8 @@ def test_ingest_pool_shares_the_port_and_restarts_one(infra: CommonSettings, db,
         assert all(c["health"] == "up" and c["address"] == url for c in pool.values()), pool
         pids = {name: int(c["pid"]) for name, c in pool.items()}  # type: ignore[call-overload]
         assert len(set(pids.values())) == 2 and all(alive(p) for p in pids.values())
-        own = {name: (tmp_path / "run" / "ingest-own" / str(pid)).read_text() for name, pid in pids.items()}
+        own = {name: json.loads((tmp_path / "run" / "ingest-own" / str(pid)).read_text())["own"]
+               for name, pid in pids.items()}
 
         with httpx.Client(timeout=30) as http:
             r = http.post(f"{url}/v1/venues", headers=registrar,
@@ -120,3 +121,25 @@ def test_ingest_pool_shares_the_port_and_restarts_one(infra: CommonSettings, db,
     assert down.returncode == 0, down.stdout + down.stderr
     assert "kafka" not in down.stdout and "clickhouse" not in down.stdout  # the session's, left running
     assert list((tmp_path / "run").glob("*.pid")) == []
+
+
+def test_ingest_process_refuses_a_port_served_outside_its_pool(tmp_path: Path) -> None:
+    """SO_REUSEPORT would let a process of another stack share the port and split its traffic: an ingest
+    process whose port already answers, with no process of its own pool there, does not start."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # a bind beside it would succeed
+        other.bind(("127.0.0.1", 0))
+        other.listen(8)
+        port = other.getsockname()[1]
+        env = {**os.environ, "TRUYVET_DATA_DIR": str(tmp_path), "TRUYVET_INGEST_PORT": str(port)}
+        proc = subprocess.Popen([sys.executable, "-m", "ingest.serve"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode != 0 and "outside this pool" in err, err
