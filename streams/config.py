@@ -36,6 +36,14 @@ class StreamsSettings(CommonSettings):
     sink_flush_seconds: float = Field(0.5, gt=0)
     sink_max_backoff_seconds: float = Field(30.0, gt=0)
     retention_check_seconds: float = Field(3600.0, gt=0)
+    # Retention of personal and case records (issue 14; streams/retention.py, README "Retention"), in days.
+    retention_person_details_days: int = Field(28, ge=1)  # since the details were last read from a card
+    retention_phones_days: int = Field(60, ge=1)  # since the phone was given or changed
+    retention_citizens_days: int = Field(365, ge=1)  # since the app registered (it registers again)
+    retention_cases_days: int = Field(90, ge=1)  # since the case's infectious_to
+    retention_alerts_days: int = Field(90, ge=1)  # since the alert was raised
+    retention_follow_ups_days: int = Field(90, ge=1)  # since the record was made
+    retention_audit_days: int = Field(730, ge=31)  # whole months older than this are dropped
     # A worker that died (kill -9) holds its partitions until its session expires: keep it short.
     session_timeout_seconds: float = Field(10.0, ge=6)
     # How often the matcher's stores drop windows and remembered alerts past their follow-up.

@@ -28,7 +28,7 @@ from streams.alerting.settings import get_settings as alert_settings
 from streams.alerting.traced import TracedPersons
 from streams.config import StreamsSettings
 from streams.consumer import PartitionedConsumer
-from streams.retention import drop_expired
+from streams.retention import drop_expired, sweep
 from streams.visits_worker import VisitsProcessor
 from truyvet.events import Topics
 from truyvet.kafka_clients import client_kwargs, faust_credentials, security_options
@@ -179,9 +179,10 @@ def create_app(settings: StreamsSettings) -> tuple[faust.App, Worker]:
 
     @app.timer(settings.retention_check_seconds, on_leader=True)
     async def drop_expired_partitions() -> None:
-        """Retention: drop whole daily partitions older than the retention period."""
+        """Retention: drop whole daily partitions older than the retention period; expire records (issue 14)."""
         try:
             await asyncio.get_running_loop().run_in_executor(None, drop_expired, settings)
+            await asyncio.get_running_loop().run_in_executor(None, sweep, settings)
         except DatabaseError as exc:
             # The next tick tries again (e.g. the retention account not yet let into a new database).
             logger.warning("retention check failed, retried in %.0fs: %s", settings.retention_check_seconds,

@@ -22,7 +22,7 @@ import pytest
 from truyvet.auth import Role, create_token
 from truyvet.schema.db import DriverDatabase
 from truyvet.settings import PROJECT_ROOT, CommonSettings
-from truyvet.stack.clickhouse import drop_database, ensure_database
+from truyvet.stack.clickhouse import drop_databases, ensure_database
 from truyvet.stack.cluster import ClusterNodes, Layout
 from truyvet.stack.kafka import ensure_topics
 from truyvet.stack.processes import ProcessDir, free_port, wait_until
@@ -82,7 +82,7 @@ def cluster() -> Iterator[TestCluster]:
     print(f"\ncluster engines' resident memory at the end: {sum(rss.values()) / 2**20:.0f} MiB "
           f"({', '.join(f'{k} {v / 2**20:.0f}' for k, v in sorted(rss.items()))})")
     try:
-        drop_database(settings)
+        drop_databases(settings)
     finally:
         if os.environ.get("TRUYVET_TEST_CLUSTER_KEEP") != "1":
             nodes.down()

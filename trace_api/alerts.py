@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from trace_api import export
 from truyvet.auth import Principal, Role
 from truyvet.events import Alert
 from truyvet.schema.db import Database
@@ -14,8 +15,13 @@ from truyvet.web import ApiError
 
 
 class Delivery(BaseModel):
-    status: str  # pending | retrying | delivered | dead_lettered
+    status: str  # pending | retrying | delivered | failed (retries exhausted; `truyvet alerts resend`)
     attempts: int
+
+
+# The dispatcher records an alert whose retries are spent as dead_lettered (it is on alerts-dlq); the
+# contract lists it as failed.
+SHOWN_STATUS = {"dead_lettered": "failed"}
 
 
 class AlertPublic(Alert):
@@ -59,7 +65,7 @@ def list_alerts(
             ward_code=w,
             venue_id=v,
             created_at=t.astimezone(UTC),
-            delivery=Delivery(status=s, attempts=int(n)),
+            delivery=Delivery(status=SHOWN_STATUS.get(s, s), attempts=int(n)),
             kind=k,
         )
         for a, c, p, g, w, v, t, s, n, k in rows
@@ -73,3 +79,16 @@ def ward_of_reader(principal: Principal, ward_code: str | None) -> str | None:
             raise ApiError(403, "forbidden", "a health center sees only its own ward's alerts")
         return principal.ward_code
     return ward_code
+
+
+EXPORT_HEADER = ["Mã cảnh báo", "Mã ca bệnh", "Mã người", "Cấp (F)", "Mã phường/xã", "Mã địa điểm", "Tạo lúc",
+                 "Trạng thái gửi", "Số lần gửi"]
+DELIVERY_VI = {"pending": "chờ gửi", "retrying": "đang thử lại", "delivered": "đã gửi", "failed": "gửi thất bại"}
+
+
+def export_table(alerts: list[AlertPublic], ward: str | None) -> export.Table:
+    """The alerts as an export (docs/api.md, "Exports": Vietnamese headers, local time)."""
+    return export.Table(EXPORT_HEADER, [
+        [a.alert_id, a.case_id, a.person_id, a.generation, a.ward_code, a.venue_id, export.local_time(a.created_at),
+         DELIVERY_VI.get(a.delivery.status, a.delivery.status), a.delivery.attempts] for a in alerts],
+        f"alerts-{ward or 'all'}")

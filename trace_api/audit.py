@@ -41,6 +41,12 @@ CASE_SITES = "case.exposure_sites"
 PERSON_READ = "person.read"
 PERSON_READ_DENIED = "person.read_denied"
 AUDIT_READ = "audit.read"
+# Issue 14: follow-up lists, phones, erasure.
+FOLLOWUP_LIST = "followup.list"
+FOLLOWUP_UPDATE = "followup.update"
+FOLLOWUP_CASE = "followup.register_case"
+PHONE_READ = "person.phone_read"
+PERSON_ERASE = "person.erase"
 
 
 def audit_table(db: Database) -> str:

@@ -22,9 +22,11 @@ from truyvet.events import Visit
 from truyvet.schema.db import Database
 from truyvet.web import ApiError
 
-CSV_HEADER = ["case_id", "person_id", "generation", "via_person_id", "ward_code", "venue_id", "venue_name",
-              "case_t_in", "case_t_out", "contact_t_in", "contact_t_out", "overlap_minutes"]
-PERSONAL_HEADER = ["full_name", "birth_date", "sex", "address", "residence_ward_code"]
+# Exports (docs/api.md, "Exports"): Vietnamese headers, local time with the offset.
+CSV_HEADER = ["Mã ca bệnh", "Mã người", "Cấp (F)", "Qua người (F1)", "Mã phường/xã", "Mã địa điểm", "Tên địa điểm",
+              "Ca bệnh vào", "Ca bệnh ra", "Người tiếp xúc vào", "Người tiếp xúc ra", "Thời gian trùng (phút)"]
+PERSONAL_KEYS = ["full_name", "birth_date", "sex", "address", "residence_ward_code"]
+PERSONAL_HEADER = ["Họ và tên", "Ngày sinh", "Giới tính", "Địa chỉ", "Mã phường/xã cư trú"]
 
 
 def trace_params(settings: TraceSettings, depth: int, window_minutes: int | None = None,
@@ -95,7 +97,7 @@ def contact_item(c: Contact, ward: str, personal: dict[str, str] | None,
 
 
 def contacts(db: Database, settings: TraceSettings, principal: Principal, case_id: str, params: TraceParams, *,
-             personal: bool, export_csv: bool, reason: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+             personal: bool, export_format: str, reason: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The contacts the principal may see (with personal details where allowed), audited: (params, contacts)."""
     person, start, end = case_period(db, case_id)
     found = trace(db, person_id=person, start=start, end=end, params=params).contacts
@@ -103,9 +105,9 @@ def contacts(db: Database, settings: TraceSettings, principal: Principal, case_i
              "min_overlap_minutes": params.min_overlap // 60}
 
     def record_trace(audit_db: Database, count: int) -> None:
-        audit.record(audit_db, principal, audit.CASE_EXPORT if export_csv else audit.CASE_TRACE, case_id=case_id,
-                     params={**shown, "include": "personal" if personal else "",
-                             "format": "csv" if export_csv else "json"},
+        audit.record(audit_db, principal, audit.CASE_TRACE if export_format == "json" else audit.CASE_EXPORT,
+                     case_id=case_id, params={**shown, "include": "personal" if personal else "",
+                                              "format": export_format},
                      result_count=count, reason=reason)
 
     # Every role but health_center gets every contact, so the count is known now: the audit entry is
@@ -139,20 +141,21 @@ def contacts(db: Database, settings: TraceSettings, principal: Principal, case_i
     return {**shown, "infectious_from": iso_seconds(start), "infectious_to": iso_seconds(end)}, out
 
 
-def contacts_csv(db: Database, case_id: str, contacts: list[dict[str, Any]], personal: bool) -> str:
-    """One row per exposure, formula text neutralised (export.py)."""
+def contacts_table(db: Database, case_id: str, contacts: list[dict[str, Any]], personal: bool) -> export.Table:
+    """One row per exposure (CSV or xlsx, export.py)."""
     venue_ids = {e["venue_id"] for c in contacts for e in c["exposures"]}
     names = {v: info["name"] for v, info in queries.venues(db, venue_ids).items()}
     rows = []
     for c in contacts:
         p = c["personal"]
-        extra = [p[k] for k in PERSONAL_HEADER] if p else [""] * len(PERSONAL_HEADER)
+        extra = [p[k] for k in PERSONAL_KEYS] if p else [""] * len(PERSONAL_KEYS)
         for e in c["exposures"]:
             cv, kv = e["case_visit"], e["contact_visit"]
             rows.append([case_id, c["person_id"], c["generation"], c["via_person_id"] or "", c["ward_code"],
-                         e["venue_id"], names.get(e["venue_id"], ""), cv["t_in"], cv["t_out"], kv["t_in"],
-                         kv["t_out"], e["overlap_minutes"], *(extra if personal else [])])
-    return export.to_csv(CSV_HEADER + (PERSONAL_HEADER if personal else []), rows)
+                         e["venue_id"], names.get(e["venue_id"], ""), export.local_time(cv["t_in"]),
+                         export.local_time(cv["t_out"]), export.local_time(kv["t_in"]),
+                         export.local_time(kv["t_out"]), e["overlap_minutes"], *(extra if personal else [])])
+    return export.Table(CSV_HEADER + (PERSONAL_HEADER if personal else []), rows, f"contacts-{case_id[:40]}")
 
 
 def _span(v: Visit) -> Span:

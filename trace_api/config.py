@@ -29,6 +29,9 @@ class TraceSettings(CommonSettings):
     audit_page_limit: int = Field(1000, ge=1)
     # Compliance (issue 15): a registered establishment with no scan in this many days up to the date is silent.
     compliance_silent_days: int = Field(3, ge=1, le=28)
+    # POST /v1/citizens (no token) per client address: this many per second, bursting to citizens_burst.
+    citizens_per_second: float = Field(1.0, gt=0)
+    citizens_burst: int = Field(30, ge=1)
 
 
 @lru_cache(maxsize=1)

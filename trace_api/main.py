@@ -17,6 +17,8 @@ from trace_api import openapi
 from trace_api.config import get_settings
 from trace_api.routes import audit as audit_routes
 from trace_api.routes import cases, dashboard, persons, reports
+from trace_api.routes import citizens as citizen_routes  # issue 14
+from trace_api.routes import followups as followup_routes  # issue 14
 from truyvet.auth import TokenStore
 from truyvet.schema import connect
 from truyvet.web import install_error_handlers, install_health_and_metrics
@@ -51,3 +53,5 @@ app.include_router(reports.router)
 app.include_router(dashboard.router)
 app.include_router(compliance.router)  # issue 15
 app.include_router(declarations.router)  # issue 15
+app.include_router(followup_routes.router)  # issue 14
+app.include_router(citizen_routes.router)  # issue 14

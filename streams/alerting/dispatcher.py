@@ -35,6 +35,8 @@ from streams.alerting.delivery import (
 )
 from streams.alerting.settings import AlertSettings, get_settings
 from truyvet.events import Alert, DeadLetter, Topics
+from truyvet.followups import COLUMNS as followups_columns
+from truyvet.followups import is_contact_alert, new_row
 from truyvet.kafka_clients import client_kwargs
 from truyvet.schema import connect
 from truyvet.schema.db import Database, DatabaseError
@@ -54,17 +56,28 @@ LATENCY = Histogram(
 
 
 class Recorder:
-    """Batches alert state rows into ClickHouse; :meth:`record` returns once its row is written."""
+    """Batches alert state rows into ClickHouse; :meth:`record` returns once its row is written.
+
+    Follow-up records (``new``, :mod:`truyvet.followups`) of the contacts alerts name go in the same
+    batches, written before the batch's futures resolve: an alert's offset is committed only after its
+    final state is recorded, so its follow-up record was written by then too.
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._queue: list[tuple[tuple[object, ...], asyncio.Future[None]]] = []
+        self._followups: list[tuple[object, ...]] = []
         self._wake = asyncio.Event()
         self._version = 0
 
     def version(self) -> int:
         self._version = max(self._version + 1, time.time_ns())
         return self._version
+
+    def follow_up(self, row: tuple[object, ...]) -> None:
+        """Write a follow-up record with the next batch (see the class)."""
+        self._followups.append(row)
+        self._wake.set()
 
     def record(self, row: tuple[object, ...]) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -79,8 +92,14 @@ class Recorder:
             await asyncio.sleep(0.05)  # gather a batch
             self._wake.clear()
             batch, self._queue = self._queue, []
+            followups, self._followups = self._followups, []
             while True:
                 try:
+                    if followups:
+                        await asyncio.get_running_loop().run_in_executor(
+                            None, self._db.insert, "follow_ups", followups_columns, followups
+                        )
+                        followups = []
                     await asyncio.get_running_loop().run_in_executor(
                         None, self._db.insert, "alerts", ALERT_COLUMNS, [r for r, _ in batch]
                     )
@@ -114,6 +133,8 @@ class Dispatcher:
         self, alert: Alert, body: bytes, client: aiohttp.ClientSession, producer: AIOKafkaProducer
     ) -> None:
         s = self.settings
+        if is_contact_alert(alert):  # on its ward's follow-up list from now on (issue 14)
+            self.recorder.follow_up(new_row(alert))
         self.recorder.record(
             alert_row(alert, status=Status.PENDING, attempts=0, version=self.recorder.version())
         )

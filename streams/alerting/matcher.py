@@ -208,7 +208,11 @@ class MatchingProcessor:
             return []
         lo, hi = window.t_in - window.window - self.longest_visit, window.t_out + window.window
         present = await self._in_db(venue_visits, window.venue_id, lo, hi)
-        return await self._raise(partition, VenueWindows([window]).matches_all(present), now)
+        # Whom this window finds is matched against all the venue's windows: one that a lower generation's
+        # window here also finds is alerted at that generation (its own notice may still be on its way:
+        # the alert, raised once, must not be the higher generation's).
+        found = [v for v in present if VenueWindows([window]).matches(v)]
+        return await self._raise(partition, state.matches_all(found), now)
 
     async def _check_visits(self, partition: int, notices: list[Visit], now: int) -> list[Awaitable[object]]:
         """Match visit notices against their venues' windows (most venues have none: one dict lookup)."""

@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import ORJSONResponse, Response
 
-from trace_api import cases, deps
+from trace_api import cases, deps, export
 from trace_api.access import TRACERS
 from trace_api.models import CaseCreate, CaseCreated, ContactsPage, ExposureSitesPage, error_responses
 from truyvet.auth import Principal, Role
@@ -37,8 +37,9 @@ def create_case(
     responses={
         **error_responses(404),
         200: {
-            "content": {"text/csv": {"schema": {"type": "string"}}},
-            "description": "JSON, or CSV with format=csv",
+            "content": {"text/csv": {"schema": {"type": "string"}},
+                        export.XLSX_MEDIA: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "JSON, or a CSV / xlsx export with format=csv|xlsx (Vietnamese headers, local time)",
         },
     },
 )
@@ -49,7 +50,7 @@ def get_contacts(
     window_minutes: int | None = Query(None, ge=0, le=24 * 60),
     min_overlap_minutes: int | None = Query(None, ge=0, le=24 * 60),
     include: Literal["personal"] | None = Query(None, description="personal: add personal details"),
-    format: Literal["json", "csv"] = Query("json"),  # noqa: A002 - the contract's parameter name
+    format: Literal["json", "csv", "xlsx"] = Query("json"),  # noqa: A002 - the contract's parameter name
     reason: str = Reason,
     db: Database = Depends(deps.get_db),
     principal: Principal = Depends(require(*TRACERS)),
@@ -59,13 +60,9 @@ def get_contacts(
     params = cases.trace_params(settings, depth, window_minutes, min_overlap_minutes)
     personal = include == "personal"
     shown, contacts = cases.contacts(db, settings, principal, case_id, params, personal=personal,
-                                     export_csv=format == "csv", reason=reason)
-    if format == "csv":
-        return Response(
-            cases.contacts_csv(db, case_id, contacts, personal),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="contacts-{case_id[:40]}.csv"'},
-        )
+                                     export_format=format, reason=reason)
+    if format != "json":
+        return export.response(cases.contacts_table(db, case_id, contacts, personal), format)
     return ORJSONResponse({"case_id": case_id, "params": shown, "contacts": contacts})
 
 

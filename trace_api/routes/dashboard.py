@@ -27,7 +27,8 @@ router = APIRouter(tags=["dashboard"])
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 PAGES = {"": "login.html", "case": "case.html", "alerts": "alerts.html", "coverage": "coverage.html",
-         "compliance": "compliance.html"}  # compliance: issue 15
+         "compliance": "compliance.html",  # compliance: issue 15
+         "followups": "followups.html"}
 # Only files that exist at start are served: no path from the request reaches the filesystem.
 STATIC = {p.name: p for p in (WEB / "static").iterdir() if p.is_file()} if (WEB / "static").is_dir() else {}
 ANY_ROLE = tuple(Role)

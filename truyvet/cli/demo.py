@@ -276,7 +276,7 @@ def coverage_report(
     r = http.get(f"{settings.trace_url}/v1/reports/coverage", params={"date": day, "format": "csv"}, headers=auth)
     r.raise_for_status()
     path = out / f"coverage-{day}.csv"
-    path.write_bytes(b"\xef\xbb\xbf" + r.content)  # BOM: spreadsheets then read the Vietnamese names right
+    path.write_bytes(r.content)  # starts with a BOM: spreadsheets then read the Vietnamese names right
     r = http.get(f"{settings.trace_url}/v1/reports/coverage", params={"date": day}, headers=auth)
     r.raise_for_status()
     return path, dict(r.json())

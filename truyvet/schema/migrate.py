@@ -50,18 +50,18 @@ def render_statement(statement: str, database: str) -> str:
     return statement.replace("{audit_database}", f"{database}_audit")
 
 
-MIGRATIONS_TABLE = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations "
-    "(version UInt32, name String, applied_at DateTime('UTC')) "
-    "ENGINE = MergeTree ORDER BY version"
-)
-
-
 def drop_database(db: Database, name: str) -> None:
     """Drop a database and its audit database (tests and benchmarks clean up with this); the audit one
     first: a chdb client names its own database before every statement."""
     db.execute(f"DROP DATABASE IF EXISTS {name}_audit")
     db.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations "
+    "(version UInt32, name String, applied_at DateTime('UTC')) "
+    "ENGINE = MergeTree ORDER BY version"
+)
 
 
 def apply_migrations(db: Database, *, cluster: str | None = None) -> list[Migration]:

@@ -227,7 +227,7 @@ def ensure_database(settings: CommonSettings, *, wait_for_accounts: bool = False
     return db
 
 
-def drop_database(settings: CommonSettings, database: str | None = None) -> None:
+def drop_databases(settings: CommonSettings, database: str | None = None) -> None:
     """``DROP DATABASE IF EXISTS`` (on every server of the cluster on the cluster profile)."""
     on_cluster = f" ON CLUSTER {settings.clickhouse_cluster}" if settings.clustered else ""
     name = database or settings.clickhouse_database

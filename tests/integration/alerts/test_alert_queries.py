@@ -48,7 +48,7 @@ def test_alert_listing_takes_the_latest_state_filters_and_orders_newest_first(an
     listed = list_alerts(any_db, ward_code=None, case_id=case, since=None, limit=100)
     assert [(a.person_id, a.delivery.status, a.delivery.attempts) for a in listed] == [
         ("p2", "pending", 0),
-        ("p3", "dead_lettered", 12),
+        ("p3", "failed", 12),  # dead-lettered: listed as failed (contract v2)
         ("p1", "delivered", 4),
     ]
     assert listed[0].created_at == t + timedelta(minutes=5)

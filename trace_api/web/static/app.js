@@ -67,6 +67,7 @@ const TV = (() => {
     const nav = document.getElementById("nav");
     const health = ["admin", "epidemiologist", "health_center"];
     const links = [["case", "Ca bệnh & truy vết", health], ["alerts", "Cảnh báo", health],
+                   ["followups", "Theo dõi người tiếp xúc", health],
                    ["coverage", "Độ phủ quét mã QR", [...health, "viewer"]],
                    ["compliance", "Tuân thủ theo cơ sở", [...health, "viewer", "registrar"]]];  // issue 15
     for (const [href, label, roles] of links) {

@@ -1,0 +1,62 @@
+"""``truyvet person erase ID``: remove a person's personal details and phone (a ``truyvet.commands`` entry).
+
+Both restricted stores lose every row of the person (``ALTER TABLE ... DELETE``, waited for until the
+server has applied it); the phone is hidden from every reader at once. The audit log keeps that it
+happened (who ran it, when, the pseudonymous id, how many rows each store held), never the data.
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+
+import click
+
+from trace_api import audit, phones
+from truyvet.auth import Principal, Role
+from truyvet.events import is_raw_id_number
+from truyvet.schema import connect
+from truyvet.schema.db import Database
+from truyvet.settings import common_settings
+
+STORES = ("person_details", "person_contacts")
+
+
+def erase(db: Database, person_id: str, *, actor: str, timeout: float = 120.0) -> dict[str, int]:
+    """Remove ``person_id`` from the restricted stores; return the rows each held. Audited."""
+    held = {t: int(db.execute(f"SELECT count() FROM {t} WHERE person_id = %(p)s", {"p": person_id})[0][0])
+            for t in STORES}
+    if held["person_contacts"]:
+        phones.delete_phone(db, person_id)  # no reader sees the phone from now on, before the rows go
+    for table in STORES:
+        if held[table] or table == "person_contacts":
+            db.execute(f"ALTER TABLE {table} DELETE WHERE person_id = %(p)s", {"p": person_id})
+    deadline = time.monotonic() + timeout
+    while any(int(db.execute(f"SELECT count() FROM {t} WHERE person_id = %(p)s", {"p": person_id})[0][0])
+              for t in STORES):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server has not applied the erasure of {person_id} within {timeout:.0f}s")
+        time.sleep(0.2)
+    audit.record(db, Principal("cli", Role.admin, "", actor), audit.PERSON_ERASE,
+                 params={"person_id": person_id, "stores": held}, result_count=sum(held.values()))
+    return held
+
+
+@click.group()
+def person() -> None:
+    """A person's data in the restricted stores."""
+
+
+@person.command("erase")
+@click.argument("person_id")
+def erase_command(person_id: str) -> None:
+    """Remove PERSON_ID's personal details and phone (the audit log records that it happened)."""
+    if is_raw_id_number(person_id) or not person_id.replace("-", "").replace("_", "").isalnum():
+        raise click.UsageError("PERSON_ID is the pseudonymous id (1-64 of A-Z a-z 0-9 _ -), not an ID number")
+    db = connect(common_settings())  # the operator's (admin) account: the restricted stores and the audit log
+    try:
+        held = erase(db, person_id, actor=f"cli:{getpass.getuser()}")
+    finally:
+        db.close()
+    click.echo(f"erased {person_id}: personal details {held['person_details']} rows, "
+               f"phone {held['person_contacts']} rows")
