@@ -4,9 +4,7 @@ dead-lettered with their reason."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,26 +14,10 @@ import httpx
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
+from tests.integration.kcat import kcat_config
 from truyvet.auth import Role
 from truyvet.events import redact_identity
 from truyvet.kafka_clients import client_kwargs
-
-
-def truyvet(*args: str) -> str:
-    """The operator's command, as a process (the session's environment: its data dir and ports)."""
-    result = subprocess.run([sys.executable, "-m", "truyvet.cli", *args], capture_output=True, text=True,
-                            check=False, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
-
-
-def kcat_config(role: str, folder: Path) -> tuple[Path, dict[str, str]]:
-    """``truyvet kafka-config --role ROLE`` written to a file for ``kcat -F``, and kcat's environment (a
-    librdkafka that Kafka 4 accepts for SCRAM: ``truyvet kafka-config --library-dir``)."""
-    path = folder / f"{role}.properties"
-    path.write_text(truyvet("kafka-config", "--role", role))
-    env = {**os.environ, "LD_LIBRARY_PATH": truyvet("kafka-config", "--library-dir").strip()}
-    return path, env
 
 
 def _kcat(settings, lines: list[bytes], config: tuple[Path, dict[str, str]], *args: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
-from tests.integration.ingest.test_kafka_native_intake import kcat_config
+from tests.integration.kcat import kcat_config
 from truyvet.events import Topics
 from truyvet.kafka_clients import client_kwargs
 from truyvet.settings import CommonSettings
