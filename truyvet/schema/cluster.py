@@ -180,7 +180,9 @@ class ClusterSchema:
             return [f"ALTER TABLE {self.q(name)} {self.on} {operations}"]
         statements = [f"ALTER TABLE {self.q(name + LOCAL)} {self.on} {operations}"]
         if all(_COLUMN_ALTER.match(op) for op in _split_top(operations)):
-            statements.append(f"ALTER TABLE {self.q(name)} {self.on} {operations}")  # the Distributed columns too
+            # The Distributed table takes the new columns by being made again (18.16 refuses an ALTER
+            # ON CLUSTER of a table that is not replicated when the shards replicate internally).
+            statements += [f"DROP TABLE IF EXISTS {self.q(name)} {self.on}", self._distributed(name)]
         return statements
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from streams.alerting.webhooks import set_webhook
 from tests.integration.alerts.receiver import Receiver, wait_for
 from tests.integration.alerts.test_alert_delivery import (
     _person,
@@ -34,7 +35,7 @@ def test_late_visits_of_the_case_person_and_of_contacts_raise_their_alerts(profi
     ward = "01843"
     receiver = Receiver(_secret()).start()
     try:
-        _webhook(ward, receiver)
+        set_webhook(db, ward_code=ward, url=receiver.url, secret=receiver.secret)  # the profile's own store
         v1, v2, v3, v4, v5 = (_venue(http, services, registrar, ward) for _ in range(5))
         now = datetime.now(UTC).replace(microsecond=0)
         t0 = now - timedelta(hours=10)

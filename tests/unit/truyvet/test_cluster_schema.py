@@ -58,7 +58,9 @@ def test_rules_for_new_migrations() -> None:
             "AS SELECT * FROM db9.follow_ups_local"]
     assert form.transform("ALTER TABLE follow_ups ADD COLUMN note String") == [
         "ALTER TABLE db9.follow_ups_local ON CLUSTER truyvet ADD COLUMN note String",
-        "ALTER TABLE db9.follow_ups ON CLUSTER truyvet ADD COLUMN note String"]
+        "DROP TABLE IF EXISTS db9.follow_ups ON CLUSTER truyvet",
+        "CREATE TABLE IF NOT EXISTS db9.follow_ups ON CLUSTER truyvet AS db9.follow_ups_local "
+        "ENGINE = Distributed(truyvet, db9, follow_ups_local, cityHash64(case_id))"]
     assert form.transform("ALTER TABLE follow_ups DELETE WHERE status = ''") == [
         "ALTER TABLE db9.follow_ups_local ON CLUSTER truyvet DELETE WHERE status = ''"]
     assert form.transform("CREATE TABLE IF NOT EXISTS scratch (x UInt8) ENGINE = Memory") == [
