@@ -29,15 +29,17 @@ def current_stack(*, cluster: bool | None = None) -> Stack:
 @click.option("--workers", default=1, show_default=True, help="Stream workers to run (they share partitions).")
 @click.option("--cluster", is_flag=True,
               help="The cluster profile: ZooKeeper, 3 Kafka nodes, 4 ClickHouse servers (2 shards x 2 replicas).")
-def up(workers: int, cluster: bool) -> None:
-    """Start Kafka, ClickHouse, the ingest API, the stream worker(s) and the trace API."""
+@click.option("--ingest-workers", type=click.IntRange(min=1), default=None,
+              help="Ingest processes sharing the ingest port (SO_REUSEPORT); default: as last asked, else 1.")
+def up(workers: int, cluster: bool, ingest_workers: int | None) -> None:
+    """Start Kafka, ClickHouse, the ingest API, the stream worker(s) and the trace API (only what is down)."""
     # Without the flag: the single-node default, unless the cluster profile is the one in use here
     # (``truyvet up --cluster`` ran and no ``truyvet down`` since): then it restarts what is down there.
     stack = current_stack(cluster=True if cluster else None)
     what = "the cluster (first run fetches ZooKeeper and Kafka jars)" if stack.profile == "cluster" else \
         "the stack (first run fetches Kafka jars and installs ClickHouse)"
     with console.status(f"starting {what}..."):
-        stack.up(workers=workers)
+        stack.up(workers=workers, ingest_workers=ingest_workers)
     _print_status(stack)
 
 

@@ -10,7 +10,7 @@ from truyvet.settings import CommonSettings
 from truyvet.stack.clickhouse import ensure_database
 from truyvet.stack.cluster import ClusterNodes
 from truyvet.stack.kafka import ensure_topics
-from truyvet.stack.services import Stack, app_services
+from truyvet.stack.services import Stack
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,7 @@ class ClusterStack(Stack):
 
     def down(self) -> list[str]:
         """The services first (they flush), then the engines; a single-node stack in the same data dir stays."""
-        stopped = [s.name for s in app_services(self.settings, workers=8) if self.procs.stop(s.name)]
-        return stopped + self.nodes.down()
+        return self.stop_services() + self.nodes.down()
 
     def infra_status(self) -> list[dict[str, str]]:
         rows = []

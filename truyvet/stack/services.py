@@ -9,9 +9,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from truyvet.exceptions import StackError
 from truyvet.secretstore import ensure_installation_secrets, make_private_dir
 from truyvet.settings import PROJECT_ROOT, CommonSettings
+from truyvet.stack import ingest_pool
 from truyvet.stack.clickhouse import ClickHouseNode, ensure_database, server_version
+from truyvet.stack.ingest_pool import ingest_name
 from truyvet.stack.kafka import KafkaNode, ensure_topics
 from truyvet.stack.processes import ProcessDir, wait_until
 
@@ -33,13 +36,13 @@ def account_env(account: str) -> tuple[tuple[str, str], ...]:
     return (("TRUYVET_CLICKHOUSE_USER", account), ("TRUYVET_KAFKA_USERNAME", account))
 
 
-def app_services(settings: CommonSettings, *, workers: int = 1) -> list[AppService]:
+def app_services(settings: CommonSettings, *, workers: int = 1, ingest_workers: int = 1) -> list[AppService]:
     py = sys.executable
     host = settings.bind_host
-    services = [
-        AppService("ingest", "ingest", (py, "-m", "uvicorn", "ingest.main:app", "--host", host, "--port",
-                              str(settings.ingest_port), "--no-access-log", "--log-level", "warning"),
-                   settings.ingest_url, f"{settings.ingest_url}/healthz", account_env("ingest")),
+    # The ingest pool: processes sharing the ingest port with SO_REUSEPORT (ingest/serve.py, ingest_pool.py).
+    services = [AppService(ingest_name(i), "ingest", (py, "-m", "ingest.serve"), settings.ingest_url,
+                           f"{settings.ingest_url}/healthz", account_env("ingest")) for i in range(ingest_workers)]
+    services += [
         AppService("trace", "trace", (py, "-m", "uvicorn", "trace_api.main:app", "--host", host, "--port",
                              str(settings.trace_port), "--no-access-log", "--log-level", "warning"),
                    settings.trace_url, f"{settings.trace_url}/healthz", account_env("trace")),
@@ -104,17 +107,38 @@ class Stack:
         """Environment every service process gets on top of ours (the profile's addresses)."""
         return {}
 
-    def up(self, *, workers: int = 1) -> None:
+    def up(self, *, workers: int = 1, ingest_workers: int | None = None) -> None:
+        """Start what is not running (a running process is left alone); ``ingest_workers`` unset keeps the
+        ingest pool size asked for last (1 at first)."""
         self.infra_up()
-        for service in app_services(self.settings, workers=workers):
+        ingest_workers = ingest_pool.pool_size(self.procs, ingest_workers)
+        ingest_pool.forget_dead(self.settings)
+        services = app_services(self.settings, workers=workers, ingest_workers=ingest_workers)
+        for service in services:
             env = {"PYTHONPATH": str(PROJECT_ROOT), **self.service_env(), **dict(service.env)}
             self.procs.start(service.name, service.argv, env=env, cwd=PROJECT_ROOT)
-        for service in app_services(self.settings, workers=workers):
-            wait_until(lambda s=service: http_ok(s.health_url), timeout=90, what=service.name)
+        for service in services:
+            wait_until(lambda s=service: http_ok(self.health_url(s)), timeout=90, what=service.name)
+
+    def health_url(self, service: AppService) -> str:
+        """Where to ask this process: an ingest process on its own port (the shared one answers from any)."""
+        if service.kind == "ingest":
+            pid = self.procs.pid(service.name)
+            own = ingest_pool.own_health_url(self.settings, pid) if pid else None
+            if own is None and pid and ingest_pool.is_pool_process(pid):
+                raise StackError(f"{service.name} has not opened its own port yet")
+            return own or service.health_url
+        return service.health_url
+
+    def stop_services(self) -> list[str]:
+        """Stop every service process (all of the ingest pool, up to 8 workers); return the names stopped."""
+        stopped = [name for name in ingest_pool.running_names(self.procs) if self.procs.stop(name)]
+        return stopped + [s.name for s in app_services(self.settings, workers=8, ingest_workers=0)
+                          if self.procs.stop(s.name)]
 
     def down(self) -> list[str]:
         """Stop the services first (they flush to Kafka/ClickHouse), then Kafka and ClickHouse."""
-        stopped = [s.name for s in app_services(self.settings, workers=8) if self.procs.stop(s.name)]
+        stopped = self.stop_services()
         if self.kafka.stop():
             stopped.append("kafka")
         if self.clickhouse.stop():
@@ -126,14 +150,26 @@ class Stack:
         return [*self.infra_status(), *self.service_status()]
 
     def service_status(self) -> list[dict[str, str]]:
+        """One row per service process; every process of the ingest pool (ingest_pool.py) has its own."""
         rows = []
-        for service in app_services(self.settings, workers=8):
+        size = ingest_pool.pool_size(self.procs)
+        names = [ingest_name(i) for i in range(size)]
+        names += [n for n in ingest_pool.running_names(self.procs) if n not in names]
+        pool = [AppService(n, "ingest", (), self.settings.ingest_url, f"{self.settings.ingest_url}/healthz")
+                for n in names]
+        for service in [*pool, *app_services(self.settings, workers=8, ingest_workers=0)]:
             pid = self.procs.pid(service.name)
             if pid is None and service.name.startswith("worker-"):
                 continue
+            if service.kind == "ingest" and pid is None:
+                health = "down"  # the shared port would answer for the others
+            else:
+                try:
+                    health = service_health(self.health_url(service))
+                except StackError:
+                    health = "starting"
             rows.append({"name": service.name, "kind": service.kind, "pid": str(pid or "-"),
-                         "address": service.address, "health": service_health(service.health_url),
-                         "version": ""})
+                         "address": service.address, "health": health, "version": ""})
         return rows
 
     def infra_status(self) -> list[dict[str, str]]:
