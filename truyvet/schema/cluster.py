@@ -21,7 +21,9 @@ rather than guessed. docs/schema.md ("Cluster form") has the rules and an exampl
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from truyvet.exceptions import TruyvetError
@@ -186,44 +188,33 @@ class ClusterSchema:
         return statements
 
 
-def _matching_paren(text: str, start: int) -> int:
-    depth = 0
-    quote = ""
+def _outside_quotes(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(index, character, parenthesis depth after it) of each character outside quoted text."""
+    depth, quote = 0, ""
     for i in range(start, len(text)):
         c = text[i]
         if quote:
             if c == quote and text[i - 1] != "\\":
                 quote = ""
-        elif c in "'`\"":
+            continue
+        if c in "'`\"":
             quote = c
         elif c == "(":
             depth += 1
         elif c == ")":
             depth -= 1
-            if depth == 0:
-                return i
+        yield i, c, depth
+
+
+def _matching_paren(text: str, start: int) -> int:
+    for i, c, depth in _outside_quotes(text, start):
+        if c == ")" and depth == 0:
+            return i
     raise ClusterSchemaError("unbalanced parentheses", sql=text[:200])
 
 
 def _split_top(text: str) -> list[str]:
     """Split on commas outside parentheses and quotes."""
-    parts: list[str] = []
-    current: list[str] = []
-    depth, quote = 0, ""
-    for i, c in enumerate(text):
-        if quote:
-            if c == quote and text[i - 1] != "\\":
-                quote = ""
-        elif c in "'`\"":
-            quote = c
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(c)
-    parts.append("".join(current))
-    return parts
+    cuts = [i for i, c, depth in _outside_quotes(text) if c == "," and depth == 0]
+    bounds = [-1, *cuts, len(text)]
+    return [text[a + 1:b] for a, b in itertools.pairwise(bounds)]

@@ -19,7 +19,7 @@ from truyvet.exceptions import StackError
 from truyvet.kafka_clients import client_kwargs
 from truyvet.settings import PROJECT_ROOT, CommonSettings
 from truyvet.stack.kafka_accounts import ensure_accounts
-from truyvet.stack.processes import ProcessDir, lax_umask, port_open, wait_until
+from truyvet.stack.processes import ProcessDir, lax_umask, port_open, resolve_jars, wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -89,20 +89,8 @@ class KafkaNode:
         return jars[-1].name.removeprefix("kafka_2.13-").removesuffix(".jar") if jars else None
 
     def install(self) -> None:
-        """Resolve the broker jars with Maven (once; Maven's cache makes a re-run cheap)."""
-        if self.jar_version():
-            return
-        if not shutil.which("mvn"):
-            raise StackError("Maven (mvn) is needed to fetch the Kafka jars; apt-get install maven")
-        self.libs.mkdir(parents=True, exist_ok=True)
-        logger.info("resolving Kafka jars from Maven Central into %s", self.libs)
-        result = subprocess.run(
-            ["mvn", "-q", "-B", "-f", str(DEPLOY / "pom.xml"), "dependency:copy-dependencies",
-             f"-DoutputDirectory={self.libs}"],
-            capture_output=True, text=True, check=False,
-        )
-        if result.returncode != 0 or not self.jar_version():
-            raise StackError("mvn could not resolve the Kafka jars", output=result.stdout[-2000:])
+        """Resolve the jars with Maven (once)."""
+        resolve_jars(DEPLOY / "pom.xml", self.libs, "Kafka", lambda: self.jar_version() is not None)
 
     def _java(self, *args: str) -> list[str]:
         return ["java", "-Xms256m", f"-Xmx{self.heap}", f"-Dlog4j2.configurationFile={DEPLOY / 'log4j2.yaml'}",

@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -197,3 +198,20 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def resolve_jars(pom: Path, libs: Path, what: str, installed: Callable[[], bool]) -> None:
+    """Copy a pom's dependencies from Maven Central into ``libs`` unless ``installed()`` already holds
+    (Maven's own cache makes a re-run cheap). Kafka and ZooKeeper are both fetched this way."""
+    if installed():
+        return
+    if not shutil.which("mvn"):
+        raise StackError(f"Maven (mvn) is needed to fetch the {what} jars; apt-get install maven")
+    libs.mkdir(parents=True, exist_ok=True)
+    logger.info("resolving %s jars from Maven Central into %s", what, libs)
+    result = subprocess.run(
+        ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={libs}"],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0 or not installed():
+        raise StackError(f"mvn could not resolve the {what} jars", output=result.stdout[-2000:])

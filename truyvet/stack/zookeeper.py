@@ -4,14 +4,11 @@ cluster profile (18.16 has no ClickHouse Keeper). Jars resolved by ``deploy/zook
 from __future__ import annotations
 
 import logging
-import shutil
 import socket
-import subprocess
 from pathlib import Path
 
-from truyvet.exceptions import StackError
 from truyvet.settings import PROJECT_ROOT, CommonSettings
-from truyvet.stack.processes import ProcessDir, port_open, wait_until
+from truyvet.stack.processes import ProcessDir, port_open, resolve_jars, wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -50,20 +47,8 @@ class ZooKeeperNode:
         return jars[-1].name.removeprefix("zookeeper-").removesuffix(".jar") if jars else None
 
     def install(self) -> None:
-        """Resolve the jars with Maven (once; Maven's cache makes a re-run cheap)."""
-        if self.jar_version():
-            return
-        if not shutil.which("mvn"):
-            raise StackError("Maven (mvn) is needed to fetch the ZooKeeper jars; apt-get install maven")
-        self.libs.mkdir(parents=True, exist_ok=True)
-        logger.info("resolving ZooKeeper jars from Maven Central into %s", self.libs)
-        result = subprocess.run(
-            ["mvn", "-q", "-B", "-f", str(DEPLOY / "pom.xml"), "dependency:copy-dependencies",
-             f"-DoutputDirectory={self.libs}"],
-            capture_output=True, text=True, check=False,
-        )
-        if result.returncode != 0 or not self.jar_version():
-            raise StackError("mvn could not resolve the ZooKeeper jars", output=result.stdout[-2000:])
+        """Resolve the jars with Maven (once)."""
+        resolve_jars(DEPLOY / "pom.xml", self.libs, "ZooKeeper", lambda: self.jar_version() is not None)
 
     def configure(self) -> Path:
         self.data.mkdir(parents=True, exist_ok=True)
