@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import mimetypes
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
+from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, ORJSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -100,6 +102,22 @@ def attachment(filename: str) -> dict[str, str]:
     ward code, a case id): only ``[A-Za-z0-9._-]`` are kept, so no header can break or carry a quote."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[:120] or "download"
     return {"Content-Disposition": f'attachment; filename="{safe}"'}
+
+
+def static_files(directory: Path) -> dict[str, Path]:
+    """The files a page may load from ``directory``, by name: a request names one of these or gets 404."""
+    return {p.name: p for p in directory.iterdir() if p.is_file()} if directory.is_dir() else {}
+
+
+def static_response(files: Mapping[str, Path], name: str, headers: Mapping[str, str]) -> FileResponse:
+    """One of ``files`` with its media type (text and scripts as UTF-8), or 404."""
+    path = files.get(name)
+    if path is None:
+        raise ApiError(404, "not_found", f"no file {name}")
+    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if media.startswith("text/") or media.endswith("javascript"):
+        media += "; charset=utf-8"
+    return FileResponse(path, media_type=media, headers=dict(headers))
 
 
 def bearer_token(request: Request) -> str:

@@ -9,19 +9,18 @@ nothing is loaded from outside at run time.
 
 from __future__ import annotations
 
-import mimetypes
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse
 
-from truyvet.web import ApiError
+from truyvet.web import static_files, static_response
 
 router = APIRouter(include_in_schema=False)
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 PAGES = {"scanner": "scanner.html", "registrar": "registrar.html"}
-STATIC = {p.name: p for p in (WEB / "static").iterdir() if p.is_file()}
+STATIC = static_files(WEB / "static")
 _PAGE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                  "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
                  "script-src 'self'; connect-src 'self'; media-src 'self' blob: mediastream:; "
@@ -30,13 +29,7 @@ _PAGE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff
 
 @router.get("/static/{name}")
 def static_file(name: str) -> FileResponse:
-    path = STATIC.get(name)
-    if path is None:
-        raise ApiError(404, "not_found", f"no file {name}")
-    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    if media.startswith("text/") or media.endswith("javascript"):
-        media += "; charset=utf-8"
-    return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
+    return static_response(STATIC, name, {"Cache-Control": "no-cache"})
 
 
 def _page(name: str) -> FileResponse:

@@ -481,22 +481,18 @@ def test_trace_latency_clickhouse_vs_postgres() -> None:
 
 def _body(sections: list[str]) -> str:
     return "\n\n".join([
-        "Each sample is a different case (a random person infectious for 3 days, W = 60 min, M = 0). "
-        "`HTTP API` is the whole request to the trace API process (auth, reads, contact rule, ward lookup, "
-        "audit insert, JSON) until the whole answer has arrived (the client's decoding of it, up to 7 MB "
-        "of JSON for the largest cases, is not counted); `in-process` is `trace_api.contacts.trace` called "
-        "directly, once with the "
-        "ClickHouse reads (trace_api/queries.py: primary-key ranges of 1024-row granules, latest version "
-        "chosen by the server with argMax, then t_out bounds) and once with the same two "
-        "reads on PostgreSQL 15 (covering btree indexes on (person_id, t_in) and (venue_id, t_in), "
-        "index-only scans with the same t_in and t_out bounds; venue ranges as one `unnest(...) JOIN`). "
-        "Answers are asserted equal on all "
-        "three. Warm caches (each series runs once untimed first; both databases fit in RAM). The machine is "
-        "shared with "
-        "other engineers' test runs: figures are noisy; p99 of 30 depth-2 samples is close to the max. "
-        "`one round trip` is the floor of any query on each server (contacts column: rows returned); a "
-        "depth-1 trace is two dependent reads and depth 2 four, and each ClickHouse read also opens every "
-        "daily part in its time span and reads at least one 1024-row granule per key and day, where the "
-        "PostgreSQL B-tree reads the matching index entries only.",
+        "Each sample is a different case (a random person infectious for 3 days, W = 60 min, M = 0). `HTTP API` is "
+        "the whole request to the trace API process (auth, reads, contact rule, ward lookup, audit insert, JSON) "
+        "until the whole answer has arrived (the client's decoding of it, up to 7 MB of JSON for the largest cases, "
+        "is not counted); `in-process` is `trace_api.contacts.trace` called directly, once with the ClickHouse reads "
+        "(trace_api/queries.py: primary-key ranges of 1024-row granules, latest version chosen by the server with "
+        "argMax, then t_out bounds) and once with the same two reads on PostgreSQL 15 (covering btree indexes on "
+        "(person_id, t_in) and (venue_id, t_in), index-only scans with the same t_in and t_out bounds; venue ranges "
+        "as one `unnest(...) JOIN`). Answers are asserted equal on all three. Warm caches (each series runs once "
+        "untimed first; both databases fit in RAM). The machine is shared with other engineers' test runs: figures "
+        "are noisy; p99 of 30 depth-2 samples is close to the max. `one round trip` is the floor of any query on each"
+        " server (contacts column: rows returned); a depth-1 trace is two dependent reads and depth 2 four, and each "
+        "ClickHouse read also opens every daily part in its time span and reads at least one 1024-row granule per key"
+        ' and day, where the PostgreSQL B-tree reads the matching index entries only.',
         *sections,
     ])

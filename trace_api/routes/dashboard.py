@@ -9,7 +9,6 @@ by a small bundled script; nothing is loaded from outside at run time.
 
 from __future__ import annotations
 
-import mimetypes
 from datetime import UTC
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from trace_api.deps import get_db
 from truyvet.auth import Principal, Role
 from truyvet.events import VenueId
 from truyvet.schema.db import Database
-from truyvet.web import ApiError, require
+from truyvet.web import ApiError, require, static_files, static_response
 
 router = APIRouter(tags=["dashboard"])
 
@@ -31,7 +30,7 @@ PAGES = {"": "login.html", "case": "case.html", "alerts": "alerts.html", "covera
          "compliance": "compliance.html",  # compliance: issue 15
          "followups": "followups.html"}
 # Only files that exist at start are served: no path from the request reaches the filesystem.
-STATIC = {p.name: p for p in (WEB / "static").iterdir() if p.is_file()} if (WEB / "static").is_dir() else {}
+STATIC = static_files(WEB / "static")
 ANY_ROLE = tuple(Role)
 MAX_PLACES = 1000  # venue ids per /v1/dashboard/places request (each at most 64 characters)
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -48,13 +47,7 @@ def dashboard_root() -> RedirectResponse:
 
 @router.get("/dashboard/static/{name}", include_in_schema=False)
 def static_file(name: str) -> FileResponse:
-    path = STATIC.get(name)
-    if path is None:
-        raise ApiError(404, "not_found", f"no file {name}")
-    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    if media.startswith("text/") or media.endswith("javascript"):
-        media += "; charset=utf-8"
-    return FileResponse(path, media_type=media, headers=_NO_STORE)
+    return static_response(STATIC, name, _NO_STORE)
 
 
 @router.get("/dashboard/{page}", include_in_schema=False)
