@@ -25,7 +25,7 @@ demo: install
 	$(VENV)/bin/truyvet demo
 
 test: install
-	$(PY) -m pytest tests/unit tests/integration
+	$(PY) tests/run_suite.py
 
 lint: install
 	$(VENV)/bin/ruff check .

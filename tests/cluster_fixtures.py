@@ -19,14 +19,14 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.services import RunningServices, running_services
 from truyvet.auth import Role, create_token
 from truyvet.schema.db import DriverDatabase
 from truyvet.settings import PROJECT_ROOT, CommonSettings
 from truyvet.stack.clickhouse import drop_databases, ensure_database
 from truyvet.stack.cluster import ClusterNodes, Layout
 from truyvet.stack.kafka import ensure_topics
-from truyvet.stack.processes import ProcessDir, free_port, wait_until
-from truyvet.stack.services import app_services, http_ok
+from truyvet.stack.processes import ProcessDir, free_port
 from truyvet.units import load_units
 
 
@@ -98,23 +98,8 @@ def cluster_db(cluster: TestCluster) -> Iterator[DriverDatabase]:
     client.close()
 
 
-@dataclass
-class ClusterServices:
-    """The same shape as the single-node session's ``services`` fixture (conftest.RunningServices)."""
-
-    settings: CommonSettings
-    procs: ProcessDir
-    env: dict[str, str]
-    ingest_url: str
-    trace_url: str
-    worker_metrics_url: str
-
-    def log(self, name: str) -> str:
-        return self.procs.log_file(name).read_text(errors="replace")
-
-
 @pytest.fixture(scope="session")
-def cluster_services(cluster: TestCluster, cluster_db: DriverDatabase) -> Iterator[ClusterServices]:
+def cluster_services(cluster: TestCluster, cluster_db: DriverDatabase) -> Iterator[RunningServices]:
     """Ingest API, trace API, one worker and the dispatcher on the cluster, as real processes."""
     ports = {"TRUYVET_INGEST_PORT": free_port(), "TRUYVET_TRACE_PORT": free_port(),
              "TRUYVET_WORKER_METRICS_PORT": free_port(), "ALERTS_DISPATCHER_PORT": free_port()}
@@ -125,26 +110,14 @@ def cluster_services(cluster: TestCluster, cluster_db: DriverDatabase) -> Iterat
         "worker_metrics_port": ports["TRUYVET_WORKER_METRICS_PORT"],
         "dispatcher_port": ports["ALERTS_DISPATCHER_PORT"]})
     procs = ProcessDir(cluster.settings.data_dir / "test-runs" / str(os.getpid()))
-    for service in app_services(settings):
-        procs.start(service.name, service.argv, env={**env, **dict(service.env)}, cwd=PROJECT_ROOT)
-    running = ClusterServices(settings, procs, env, settings.ingest_url, settings.trace_url,
-                              f"http://{settings.bind_host}:{settings.worker_metrics_port}/metrics")
-    try:
-        for service in app_services(settings):
-            wait_until(lambda s=service: http_ok(s.health_url), timeout=120, what=f"cluster {service.name}")
-    except Exception:
-        for name in ("ingest", "trace", "worker", "dispatcher"):
-            print(f"--- cluster {name} log ---\n{running.log(name)[-3000:]}")
-        raise
-    yield running
-    for name in [p.stem for p in procs.run.glob("*.pid")]:
-        procs.stop(name)
+    with running_services(settings, env, procs, label="cluster ", timeout=120) as running:
+        yield running
 
 
 @dataclass
 class ProfileStack:
     name: str  # "single" | "cluster"
-    services: object  # conftest.RunningServices or ClusterServices: ingest_url, trace_url, settings
+    services: RunningServices  # the session's or the cluster's
     db: DriverDatabase
     token: Callable[..., dict[str, str]]
 

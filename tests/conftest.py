@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpcore  # noqa: F401 - imported up front, not lazily by the first httpx.Client of a test: a lazy
@@ -32,12 +31,13 @@ os.environ.setdefault("ALERTS_WEBHOOK_ALLOW_PRIVATE", "1")
 os.environ.setdefault("TRACE_TRACES_PER_MINUTE", "1000000")
 os.environ.setdefault("TRACE_PERSONAL_READS_PER_MINUTE", "1000000")
 
+from tests.services import RunningServices, running_services  # noqa: E402
 from truyvet.auth import Role, create_token  # noqa: E402
 from truyvet.schema.db import DriverDatabase  # noqa: E402
 from truyvet.schema.migrate import drop_database  # noqa: E402
 from truyvet.settings import PROJECT_ROOT, CommonSettings  # noqa: E402
-from truyvet.stack.processes import ProcessDir, free_port, wait_until  # noqa: E402
-from truyvet.stack.services import Stack, app_services, http_ok  # noqa: E402
+from truyvet.stack.processes import ProcessDir, free_port  # noqa: E402
+from truyvet.stack.services import Stack  # noqa: E402
 from truyvet.units import load_units  # noqa: E402
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
@@ -78,31 +78,6 @@ def db(infra: CommonSettings) -> Iterator[DriverDatabase]:
     client.close()
 
 
-@dataclass
-class RunningServices:
-    settings: CommonSettings
-    procs: ProcessDir
-    env: dict[str, str]
-    ingest_url: str
-    trace_url: str
-    worker_metrics_url: str
-
-    def start_worker(self, name: str = "worker", *, extra_env: dict[str, str] | None = None) -> int:
-        return self.start("worker", as_name=name, extra_env=extra_env)
-
-    def start(self, service_name: str, *, as_name: str | None = None, extra_env: dict[str, str] | None = None) -> int:
-        """Start one of the session's services again (after a test stopped or killed it)."""
-        service = next(s for s in app_services(self.settings) if s.name == service_name)
-        env = {**self.env, **dict(service.env), **(extra_env or {})}
-        return self.procs.start(as_name or service_name, service.argv, env=env, cwd=PROJECT_ROOT)
-
-    def health_url(self, service_name: str) -> str:
-        return next(s.health_url for s in app_services(self.settings) if s.name == service_name)
-
-    def log(self, name: str) -> str:
-        return self.procs.log_file(name).read_text(errors="replace")
-
-
 @pytest.fixture(scope="session")
 def services(infra: CommonSettings, db: DriverDatabase) -> Iterator[RunningServices]:
     """Ingest API, trace API and one stream worker as real processes, on free ports."""
@@ -114,21 +89,8 @@ def services(infra: CommonSettings, db: DriverDatabase) -> Iterator[RunningServi
     os.environ.update(env)
     settings = CommonSettings()
     run_dir = infra.data_dir / "test-runs" / RUN_ID
-    procs = ProcessDir(run_dir)
-    for service in app_services(settings):
-        procs.start(service.name, service.argv, env={**env, **dict(service.env)}, cwd=PROJECT_ROOT)
-    running = RunningServices(settings, procs, env, settings.ingest_url, settings.trace_url,
-                              f"http://{settings.bind_host}:{settings.worker_metrics_port}/metrics")
-    try:
-        for service in app_services(settings):
-            wait_until(lambda s=service: http_ok(s.health_url), timeout=90, what=service.name)
-    except Exception:
-        for name in ("ingest", "trace", "worker", "dispatcher"):
-            print(f"--- {name} log ---\n{running.log(name)[-3000:]}")
-        raise
-    yield running
-    for name in [p.stem for p in procs.run.glob("*.pid")]:
-        procs.stop(name)
+    with running_services(settings, env, ProcessDir(run_dir), label="", timeout=90) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -74,7 +74,7 @@ def test_alert_latency(services, db, token, http) -> None:
     receiver = Receiver(uuid.uuid4().hex).start()
     try:
         for ward in WARDS:
-            result = CliRunner().invoke(webhook, ["set", "--ward", ward, receiver.url, receiver.secret])
+            result = CliRunner().invoke(webhook, ["set", "--ward", ward, receiver.url], input=receiver.secret)
             assert result.exit_code == 0, result.output
         params = trace_params(TraceSettings(), depth())
         start, end = now - 4 * 86400, now

@@ -91,12 +91,17 @@ class ClusterPipeline(Pipeline):
         finally:
             db.close()
 
-    def produce_in_background(self, scans: Sequence[visits_ref.RefScan], chunk: int = 5000) -> threading.Thread:
-        """Kafka-native intake (acks=all), in chunks; ``self.produced`` counts what Kafka confirmed."""
+    def produce_in_background(self, scans: Sequence[visits_ref.RefScan], chunk: int = 5000, *, hold_after: int = 0,
+                              release: threading.Event | None = None) -> threading.Thread:
+        """Kafka-native intake (acks=all), in chunks; ``self.produced`` counts what Kafka confirmed. With
+        ``hold_after`` and ``release``, the scans from ``hold_after`` on wait until ``release`` is set (a
+        fault can then meet scans still flowing, however fast the machine works through the first part)."""
         self.produced = 0
 
         def run() -> None:
             for i in range(0, len(scans), chunk):
+                if release is not None and i >= hold_after:
+                    release.wait()
                 self.produced += self.produce(scans[i:i + chunk])
 
         thread = threading.Thread(target=run, daemon=True, name=f"produce-{self.name}")

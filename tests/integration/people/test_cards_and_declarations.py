@@ -98,7 +98,7 @@ def test_cards_are_ward_scoped_printable_and_accepted_at_both_doors(services, to
     assert r.status_code == 200 and r.json()["full_name"] == "Bà Lường Thị Hoa", r.text
     assert r.json()["residence_ward_code"] == a
     assert http.get(f"{services.trace_url}/v1/persons/{person}", headers=token(Role.health_center, b),
-                    params={"reason": "x"}).status_code == 403
+                    params={"reason": "gọi điện"}).status_code == 403
     assert db.execute(f"SELECT count() FROM {db.name}_audit.audit_log WHERE action = 'person.read' "
                       "AND params LIKE %(p)s", {"p": f"%{person}%card.png%"})[0][0] == 1
 
@@ -156,7 +156,7 @@ def test_declarations_raise_ward_alerts_and_are_reported(services, token, db, ht
     a, b, ward_name = wards
     receiver = Receiver(secrets.token_hex(16)).start()
     try:
-        assert CliRunner().invoke(webhook, ["set", "--ward", a, receiver.url, receiver.secret]).exit_code == 0
+        assert CliRunner().invoke(webhook, ["set", "--ward", a, receiver.url], input=receiver.secret).exit_code == 0
         card = http.post(f"{services.ingest_url}/v1/persons/cards", headers=token(Role.registrar),
                          json={"residence_ward_code": a}).json()
         device = token(Role.device)

@@ -9,7 +9,7 @@
                      failed: "gửi thất bại", dead_lettered: "gửi thất bại" };
   const seen = new Set();
   let places = { venues: {}, wards: {} };
-  try { places = await TV.api("/v1/dashboard/places", { json: { venue_ids: [] } }); } catch (_) { /* labels only */ }
+  try { places = await TV.places(); } catch (_) { /* labels only */ }
 
   const select = $("ward");
   if (who.role === "health_center") {
@@ -31,10 +31,10 @@
       $("unavailable").hidden = true;
       $("error").hidden = true;
       const alerts = body.alerts || [];
-      const fresh = alerts.filter(a => !seen.has(a.alert_id)).map(a => a.venue_id).filter(v => !places.venues[v]);
+      // A declaration alert has no venue; a label that cannot be fetched leaves the id shown, not the list.
+      const fresh = alerts.filter(a => !seen.has(a.alert_id) && a.venue_id && !places.venues[a.venue_id]);
       if (fresh.length) {
-        const more = await TV.api("/v1/dashboard/places", { json: { venue_ids: [...new Set(fresh)] } });
-        Object.assign(places.venues, more.venues);
+        try { Object.assign(places.venues, (await TV.places(fresh.map(a => a.venue_id))).venues); } catch (_) { /* labels */ }
       }
       render(alerts);
       $("status").textContent = "Cập nhật lúc " + TV.time(new Date().toISOString()) + " · tự động làm mới mỗi 3 giây";

@@ -46,6 +46,17 @@ const TV = (() => {
     return options.raw ? r : r.json();
   }
 
+  /* Names of venues and wards (POST /v1/dashboard/places, at most 1000 venue ids a request): empty ids
+     (a declaration alert has no venue) are left out, larger sets asked in parts. */
+  async function places(venueIds = []) {
+    const ids = [...new Set(venueIds)].filter(Boolean);
+    const out = await api("/v1/dashboard/places", { json: { venue_ids: ids.slice(0, 1000) } });
+    for (let i = 1000; i < ids.length; i += 1000) {
+      Object.assign(out.venues, (await api("/v1/dashboard/places", { json: { venue_ids: ids.slice(i, i + 1000) } })).venues);
+    }
+    return out;
+  }
+
   async function me() {
     const cached = sessionStorage.getItem(KEY + ".me");
     if (cached) return JSON.parse(cached);
@@ -180,6 +191,6 @@ const TV = (() => {
     return root;
   }
 
-  return { token, setToken, logout, api, me, page, el, svg, time, dateTime, todayLocal, showError, csvCell,
+  return { token, setToken, logout, api, places, me, page, el, svg, time, dateTime, todayLocal, showError, csvCell,
            download, barChart, lineChart, CATEGORY, ROLE, ApiError };
 })();

@@ -60,7 +60,7 @@
     const siteList = normaliseSites(sites, page);
     const ids = new Set(siteList.map(s => s.venue_id));
     page.contacts.forEach(c => c.exposures.forEach(e => ids.add(e.venue_id)));
-    const places = await TV.api("/v1/dashboard/places", { json: { venue_ids: [...ids] } });
+    const places = await TV.places([...ids]);
     current = { caseId, page, places, sites: siteList };
     render();
   }

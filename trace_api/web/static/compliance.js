@@ -9,7 +9,7 @@
   const readers = ["admin", "epidemiologist", "health_center", "viewer"];
   const printers = ["admin", "registrar"];
   let places = { wards: {} };
-  try { places = await TV.api("/v1/dashboard/places", { json: { venue_ids: [] } }); } catch (_) { /* registrar */ }
+  try { places = await TV.places(); } catch (_) { /* registrar */ }
   if (!Object.keys(places.wards).length && who.ward_code) places.wards[who.ward_code] = who.ward_name || who.ward_code;
 
   function fillWards(select, withAll) {

@@ -13,7 +13,7 @@
   for (const [k, v] of Object.entries(STATUS)) $("status").appendChild(TV.el("option", { value: k }, v));
 
   let wards = {};
-  try { wards = (await TV.api("/v1/dashboard/places", { json: { venue_ids: [] } })).wards; } catch (_) { /* labels */ }
+  try { wards = (await TV.places()).wards; } catch (_) { /* labels */ }
   const ward = $("ward");
   if (who.role === "health_center") {
     ward.appendChild(TV.el("option", { value: who.ward_code }, who.ward_name || who.ward_code));
