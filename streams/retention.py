@@ -18,6 +18,7 @@ from streams.config import StreamsSettings
 from truyvet.schema import connect
 from truyvet.schema.cluster import LOCAL
 from truyvet.schema.db import Database
+from truyvet.schema.replicas import every_server, leading
 from truyvet.settings import CommonSettings
 from truyvet.stack.clickhouse_users import audit_database
 
@@ -77,30 +78,16 @@ def _drop_on_leaders(servers: Sequence[Database], *, retention_days: int,
     return sorted(dropped)
 
 
-def server_settings(settings: CommonSettings) -> list[CommonSettings]:
-    """One settings object per ClickHouse server of the profile (the first host and every alternate)."""
-    hosts = [f"{settings.clickhouse_host}:{settings.clickhouse_port}"]
-    hosts += [h for h in settings.clickhouse_alt_hosts.split(",") if h.strip()]
-    out = []
-    for host in hosts:
-        name, _, port = host.strip().rpartition(":")
-        out.append(settings.model_copy(update={"clickhouse_host": name, "clickhouse_port": int(port),
-                                               "clickhouse_alt_hosts": ""}))
-    return out
-
-
 def drop_expired(settings: CommonSettings, *, today: datetime | None = None) -> list[tuple[str, str]]:
     """As the retention account: the one service account allowed DDL, held to the data database (it
     cannot reach the audit log's database; truyvet/stack/clickhouse_users.py)."""
     account = settings.as_account(clickhouse="retention")
     db = connect(account)
-    servers = [connect(each) for each in server_settings(account)] if settings.clustered else None
     try:
-        return drop_expired_in(db, retention_days=settings.retention_days, today=today, servers=servers)
+        with every_server(account) as servers:
+            return drop_expired_in(db, retention_days=settings.retention_days, today=today, servers=servers)
     finally:
         db.close()
-        for server in servers or ():
-            server.close()
 
 
 # -- records of persons, cases and alerts (issue 14) ---------------------------------------------------
@@ -160,7 +147,7 @@ def sweep_in(db: Database, rule_list: list[Rule], *, now: datetime | None = None
         if rule.table == AUDIT:
             audit_db = audit_database(db.name)
             months: set[str] = set()
-            for server, table in _leaders(db, servers, audit_db, AUDIT):
+            for server, table in leading(db, servers, audit_db, AUDIT):
                 parts = server.execute("SELECT DISTINCT partition FROM system.parts WHERE database = %(db)s "
                                        "AND active AND table = %(t)s", {"db": audit_db, "t": table})
                 for month in expired_months(sorted(str(p[0]).strip("'") for p in parts), cutoff=cutoff):
@@ -172,7 +159,7 @@ def sweep_in(db: Database, rule_list: list[Rule], *, now: datetime | None = None
         count = int(db.execute(f"SELECT count() FROM {rule.table} WHERE {rule.column} < %(cutoff)s",
                                {"cutoff": cutoff})[0][0])
         if count:
-            for server, table in _leaders(db, servers, db.name, rule.table):
+            for server, table in leading(db, servers, db.name, rule.table):
                 server.execute(f"ALTER TABLE {db.name}.{table} DELETE WHERE {rule.column} < %(cutoff)s",
                                {"cutoff": cutoff})
             logger.info("retention: deleting %d rows of %s older than %s", count, rule.table, cutoff)
@@ -180,26 +167,13 @@ def sweep_in(db: Database, rule_list: list[Rule], *, now: datetime | None = None
     return removed
 
 
-def _leaders(db: Database, servers: Sequence[Database] | None, database: str,
-             table: str) -> list[tuple[Database, str]]:
-    """Where to change ``database.table``: ``db`` itself on one server; on the cluster, each server that
-    leads the replicated ``<table>_local`` (one per shard)."""
-    if servers is None:
-        return [(db, table)]
-    return [(server, table + LOCAL) for server in servers if server.execute(
-        "SELECT count() FROM system.replicas WHERE database = %(db)s AND table = %(t)s AND is_leader",
-        {"db": database, "t": table + LOCAL})[0][0]]
-
-
 def sweep(settings: StreamsSettings, *, now: datetime | None = None, audit: bool = False) -> dict[str, int]:
     """The worker's sweep runs as the retention account (not the audit log); ``truyvet retention run`` as
     the operator's admin account, the audit log included (``audit=True``)."""
     account = settings if audit else settings.as_account(clickhouse="retention")
     db = connect(account)
-    servers = [connect(each) for each in server_settings(account)] if settings.clustered else None
     try:
-        return sweep_in(db, rules(settings, audit=audit), now=now, servers=servers)
+        with every_server(account) as servers:
+            return sweep_in(db, rules(settings, audit=audit), now=now, servers=servers)
     finally:
         db.close()
-        for server in servers or ():
-            server.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import time
+from collections.abc import Sequence
 
 import click
 
@@ -17,20 +18,28 @@ from truyvet.auth import Principal, Role
 from truyvet.events import is_raw_id_number
 from truyvet.schema import connect
 from truyvet.schema.db import Database
+from truyvet.schema.replicas import every_server, leading
 from truyvet.settings import common_settings
 
 STORES = ("person_details", "person_contacts")
 
 
-def erase(db: Database, person_id: str, *, actor: str, timeout: float = 120.0) -> dict[str, int]:
-    """Remove ``person_id`` from the restricted stores; return the rows each held. Audited."""
+def erase(db: Database, person_id: str, *, actor: str, timeout: float = 120.0,
+          servers: Sequence[Database] | None = None) -> dict[str, int]:
+    """Remove ``person_id`` from the restricted stores; return the rows each held. Audited.
+
+    :param servers: on the cluster profile, a client of every server: the deletion runs on the replicated
+        local tables, on the replica leading each shard (truyvet/schema/replicas.py); a ``Distributed``
+        table takes no ``ALTER ... DELETE``.
+    """
     held = {t: int(db.execute(f"SELECT count() FROM {t} WHERE person_id = %(p)s", {"p": person_id})[0][0])
             for t in STORES}
     if held["person_contacts"]:
         phones.delete_phone(db, person_id)  # no reader sees the phone from now on, before the rows go
     for table in STORES:
         if held[table] or table == "person_contacts":
-            db.execute(f"ALTER TABLE {table} DELETE WHERE person_id = %(p)s", {"p": person_id})
+            for server, target in leading(db, servers, db.name, table):
+                server.execute(f"ALTER TABLE {db.name}.{target} DELETE WHERE person_id = %(p)s", {"p": person_id})
     deadline = time.monotonic() + timeout
     while any(int(db.execute(f"SELECT count() FROM {t} WHERE person_id = %(p)s", {"p": person_id})[0][0])
               for t in STORES):
@@ -53,9 +62,11 @@ def erase_command(person_id: str) -> None:
     """Remove PERSON_ID's personal details and phone (the audit log records that it happened)."""
     if is_raw_id_number(person_id) or not person_id.replace("-", "").replace("_", "").isalnum():
         raise click.UsageError("PERSON_ID is the pseudonymous id (1-64 of A-Z a-z 0-9 _ -), not an ID number")
-    db = connect(common_settings())  # the operator's (admin) account: the restricted stores and the audit log
+    settings = common_settings()
+    db = connect(settings)  # the operator's (admin) account: the restricted stores and the audit log
     try:
-        held = erase(db, person_id, actor=f"cli:{getpass.getuser()}")
+        with every_server(settings) as servers:
+            held = erase(db, person_id, actor=f"cli:{getpass.getuser()}", servers=servers)
     finally:
         db.close()
     click.echo(f"erased {person_id}: personal details {held['person_details']} rows, "

@@ -112,7 +112,7 @@ def plan_markdown(measured: dict[str, Any]) -> str:
         f"{measured['machine']}). {copies}",
         "",
         f"On that machine the profile carried {fig['scans_per_s']:,.0f} scans/s end to end (load average "
-        f"{fig['load_before']:.0f} before the run, from other work on the machine); at its {total_us:,.0f} µs of "
+        f"{fig['load_before']:.0f} before the run, including what the run before it left); at its {total_us:,.0f} µs of "
         f"CPU per scan, all of the machine's 2 cores would carry about {2e6 / total_us:,.0f} scans/s with "
         "everything co-located. The issue's aim of 15,000/s on 2 shared cores is out of reach of this design "
         "on the cluster profile; a national deployment runs on many cores, where these per-scan costs add up "
@@ -200,8 +200,8 @@ def benchmark_section(measured: dict[str, Any]) -> str:
     lines = [
         f"One run, each profile a stack of its own: `truyvet up [--cluster] --ingest-workers "
         f"{measured['ingest_workers']} --workers {measured['workers']}`; the load generator, every broker, "
-        "every ClickHouse server, ZooKeeper and the services share the same 2 cores (and the machine with "
-        "other engineers' runs: figures are noisy and low).", "", head,
+        "every ClickHouse server, ZooKeeper and the services share the same 2 cores (with whatever else runs on "
+        "the machine: the load averages before and after each profile are in the last row).", "", head,
         row("components", lambda f: ", ".join(f["components"])),
         row("scans (visits) end to end", lambda f: f"{f['scans']:,} ({f['visits']:,})"),
         row("**end to end scans/s** (HTTP 202 → visits in ClickHouse, compared with the reference)",

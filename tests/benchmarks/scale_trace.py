@@ -99,13 +99,19 @@ def optimize(stack: BenchStack, progress: Progress) -> None:
     for host, port in hosts:
         client = _client(stack, host, port)
         try:
-            tables = local_visit_tables(client)
+            # A replicated table is merged by its shard's leading replica (18.16 forwards OPTIMIZE from the
+            # others to it as the password-less `default`, which this install does not have); the merged
+            # part is then fetched by the other replica, which OPTIMIZE waits for (sync 2).
+            followers = {t for t, leader in client.execute(
+                "SELECT table, is_leader FROM system.replicas WHERE database = currentDatabase()") if not leader}
+            tables = [t for t in local_visit_tables(client) if t not in followers]
             parts = client.execute("SELECT table, partition, count() FROM system.parts WHERE active AND database "
                                    "= currentDatabase() AND table IN %(t)s GROUP BY table, partition",
-                                   {"t": tuple(tables)})
+                                   {"t": tuple(tables)}) if tables else []
             for table, partition, count in parts:
                 if count > 1:
-                    client.execute(f"OPTIMIZE TABLE {table} PARTITION {partition} FINAL")
+                    client.execute(f"OPTIMIZE TABLE {table} PARTITION {partition} FINAL",
+                                   settings={"replication_alter_partitions_sync": 2})
         finally:
             client.disconnect()
         progress.advance(task)

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.retention import drop_expired_in, server_settings
+from streams.retention import drop_expired_in
 from streams.sink import VISIT_COLUMNS
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.db import ChdbDatabase, Database
 from truyvet.schema.migrate import drop_database
+from truyvet.schema.replicas import server_settings
 from truyvet.settings import CommonSettings
 from truyvet.stack.clickhouse import drop_databases, ensure_database
 from truyvet.stack.processes import wait_until
