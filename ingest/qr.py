@@ -11,8 +11,6 @@ running ingest notices a changed ``keyring.json`` within ``reload_seconds``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import fcntl
 import logging
@@ -26,12 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ingest.exceptions import IngestError
 from truyvet.cards import sign_card, verify_card
+from truyvet.signing import sign_payload, verified_claims
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +43,6 @@ class QrError(ValueError):
 
 class KeyRingError(IngestError):
     """The key directory cannot be used (unknown key id, retiring the active key...)."""
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass(frozen=True)
@@ -208,8 +198,7 @@ class KeyRing:
             claims["nbf"] = int(valid_from.timestamp())
         if valid_until is not None:
             claims["exp"] = int(valid_until.timestamp())
-        signed = f"{VERSION}.{kid}.{_b64(orjson.dumps(claims))}"
-        return f"{signed}.{_b64(self._private[kid].sign(signed.encode()))}"
+        return sign_payload(VERSION, kid, self._private[kid], claims)
 
     def verify(self, text: str, at: datetime) -> str:
         """Check ``text`` as a venue QR payload at time ``at``; return its venue id.
@@ -232,11 +221,9 @@ class KeyRing:
         public = self._public.get(kid)
         if public is None:
             raise QrError(f"unknown signing key {kid[:16]!r}")
-        try:
-            public.verify(_unb64(sig), f"{version}.{kid}.{body}".encode())
-            raw = orjson.loads(_unb64(body))
-        except (InvalidSignature, binascii.Error, ValueError):
-            raise QrError("signature does not match (edited or forged code)") from None
+        raw = verified_claims(version, kid, body, sig, public)
+        if raw is None:
+            raise QrError("signature does not match (edited or forged code)")
         if not isinstance(raw, dict) or not isinstance(raw.get("v"), str):
             raise QrError("signed content has no venue id")
         return Claims(kid=kid, venue_id=raw["v"], nbf=_int_or_none(raw.get("nbf")),

@@ -5,15 +5,11 @@ Cells that a spreadsheet would read as a formula are neutralised (trace_api/expo
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from datetime import date
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-
 from trace_api.compliance import EstablishmentStatus
-from trace_api.export import neutralise, to_csv
+from trace_api.export import csv_bytes, xlsx_bytes
 from truyvet.posters import CATEGORY_LABELS, new_pdf
 
 STATUS_LABELS = {"not_registered": "Chưa đăng ký", "silent": "Đã đăng ký, không quét", "scanning": "Đang quét"}
@@ -27,24 +23,11 @@ def _cells(r: EstablishmentStatus, ward_names: dict[str, str]) -> list[object]:
 
 
 def compliance_csv(rows: Sequence[EstablishmentStatus], ward_names: dict[str, str]) -> bytes:
-    return ("\ufeff" + to_csv(HEADER, (_cells(r, ward_names) for r in rows))).encode("utf-8")
+    return csv_bytes(HEADER, (_cells(r, ward_names) for r in rows))
 
 
 def compliance_xlsx(rows: Sequence[EstablishmentStatus], ward_names: dict[str, str], day: date) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    sheet.title = f"Tuân thủ {day.isoformat()}"
-    sheet.append(HEADER)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for r in rows:
-        sheet.append([neutralise(v) for v in _cells(r, ward_names)])
-    for column, width in zip("ABCDEFGHI", (18, 10, 22, 24, 40, 40, 22, 20, 14), strict=True):
-        sheet.column_dimensions[column].width = width
-    sheet.freeze_panes = "A2"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return xlsx_bytes(HEADER, (_cells(r, ward_names) for r in rows), sheet=f"Tuân thủ {day.isoformat()}")
 
 
 def compliance_pdf(rows: Sequence[EstablishmentStatus], ward_names: dict[str, str], day: date,

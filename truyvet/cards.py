@@ -12,8 +12,6 @@ key use, reads the same directory's public halves through :class:`PublicKeys`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import threading
 import time
@@ -21,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from truyvet.events import is_raw_id_number
+from truyvet.signing import sign_payload, verified_claims
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +35,9 @@ class CardError(ValueError):
     """A personal card payload is refused; the message is the reason shown to the client."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def sign_card(person_id: str, *, kid: str, key: Ed25519PrivateKey, issued_at: int) -> str:
     """The QR text of a personal card for ``person_id``, signed with ``key`` (key id ``kid``)."""
-    body = _b64(orjson.dumps({"p": person_id, "iat": issued_at}))
-    signed = f"{CARD_VERSION}.{kid}.{body}"
-    return f"{signed}.{_b64(key.sign(signed.encode()))}"
+    return sign_payload(CARD_VERSION, kid, key, {"p": person_id, "iat": issued_at})
 
 
 def verify_card(text: str, public_key: Callable[[str], Ed25519PublicKey | None],
@@ -66,11 +54,9 @@ def verify_card(text: str, public_key: Callable[[str], Ed25519PublicKey | None],
     key = public_key(kid)
     if key is None:
         raise CardError(f"unknown signing key {kid[:16]!r}")
-    try:
-        key.verify(_unb64(sig), f"{CARD_VERSION}.{kid}.{body}".encode())
-        claims = orjson.loads(_unb64(body))
-    except (InvalidSignature, binascii.Error, ValueError):
-        raise CardError("signature does not match (edited or forged card)") from None
+    claims = verified_claims(CARD_VERSION, kid, body, sig, key)
+    if claims is None:
+        raise CardError("signature does not match (edited or forged card)")
     person = claims.get("p") if isinstance(claims, dict) else None
     if not isinstance(person, str) or not person or is_raw_id_number(person):
         raise CardError("signed content has no person id")

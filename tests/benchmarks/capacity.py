@@ -112,7 +112,8 @@ def plan_markdown(measured: dict[str, Any]) -> str:
         f"{measured['machine']}). {copies}",
         "",
         f"On that machine the profile carried {fig['scans_per_s']:,.0f} scans/s end to end (load average "
-        f"{fig['load_before']:.0f} before the run, including what the run before it left); at its {total_us:,.0f} µs of "
+        f"{fig['load_before']:.0f} before the run, including what the run before it left); at its "
+        f"{total_us:,.0f} µs of "
         f"CPU per scan, all of the machine's 2 cores would carry about {2e6 / total_us:,.0f} scans/s with "
         "everything co-located. The issue's aim of 15,000/s on 2 shared cores is out of reach of this design "
         "on the cluster profile; a national deployment runs on many cores, where these per-scan costs add up "
