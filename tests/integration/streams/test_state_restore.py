@@ -17,11 +17,12 @@ import pytest
 from kafka import KafkaProducer
 
 from streams.config import StreamsSettings
+from streams.worker import ensure_state_topics
 from tests.integration.streams.harness import Pipeline, metric, wait_for
 from tests.unit.streams.scenarios import VenueSpec
 from truyvet.events import ExposureWindow
 from truyvet.kafka_clients import client_kwargs
-from truyvet.stack.processes import wait_until
+from truyvet.stack.processes import free_port, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,12 +31,11 @@ VALID = {"person-scans": b'{"s":[],"p":0}', "exposure-windows": b"[]", "alerted"
 
 
 def _stopped_after_first_start(p: Pipeline) -> Pipeline:
-    """A pipeline whose worker ran once (so the state topics exist) and is stopped again."""
+    """A pipeline whose stores' changelog topics exist, made as a worker makes them before it first starts
+    (streams.worker.ensure_state_topics), and no worker running yet."""
     p.create([VenueSpec("v1", "food_drink", 0)])
-    p.start_worker()
-    wait_for(lambda: metric(p.metrics() or {}, "truyvet_streams_assigned_partitions") > 0, timeout=60,
-             what="partitions assigned")
-    p.procs.stop("worker")
+    ensure_state_topics(StreamsSettings(app_id=p.app_id, topic_prefix=p.prefix,
+                                        kafka_bootstrap=p.settings.kafka_bootstrap).as_account(kafka="admin"))
     return p
 
 
@@ -56,8 +56,9 @@ def test_a_changelog_record_the_store_cannot_read_stops_the_worker_naming_it(
     topic = StreamsSettings(app_id=p.app_id, topic_prefix=p.prefix).state_topic(store)
     _produce(p, topic, [(b"good-key", VALID[store]), (b"bad-key", b"\xff not json")], partition=3)
     # Started by hand: the harness's start_worker waits for a worker that serves its metrics.
-    p.procs.start("worker", [sys.executable, "-m", "streams"], env=p.env("worker"),
-                  cwd=p.procs.run.parent / "worker-cwd")
+    p.metrics_ports.setdefault("worker", free_port())
+    (cwd := p.procs.run.parent / "worker-cwd").mkdir(parents=True, exist_ok=True)
+    p.procs.start("worker", [sys.executable, "-m", "streams"], env=p.env("worker"), cwd=cwd)
     wait_until(lambda: p.procs.pid("worker") is None, timeout=90, what="the worker stopping on the bad record")
     log = p.log()
     assert "StateRecoveryError" in log or "cannot be taken up" in log, log[-3000:]
