@@ -5,7 +5,8 @@ services starting, restarts, fault windows and catch-ups are mostly waiting), so
 groups side by side:
 
 - ``cluster``: what needs the cluster profile (``tests/integration/cluster`` and the tests compared
-  over both profiles), with the long single-node fault scenarios that start stacks of their own;
+  over both profiles), then, in a second session once the cluster is stopped, the long single-node
+  fault scenarios that start stacks of their own;
 - ``main``: everything else (``tests/unit`` and the rest of ``tests/integration``).
 
 Each group is a pytest session of its own (its own run id, so its own database, topics, consumer group
@@ -25,16 +26,21 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CLUSTER_GROUP = [
+# The second group: two sessions one after the other, so the cluster profile (ZooKeeper, 3 brokers,
+# 4 ClickHouse servers: about a third of a core when idle) is stopped before the fault scenarios run.
+CLUSTER_PROFILE = [
     "tests/integration/cluster",
     "tests/integration/alerts/test_late_traced_persons.py",
     "tests/integration/reports/test_coverage_api.py",
     "tests/integration/trace_api/test_contact_rule.py",
     "tests/integration/streams/test_retention.py",
+]
+FAULT_SCENARIOS = [
     "tests/integration/faults",
     "tests/integration/truyvet/test_demo_restart.py",
     "tests/integration/streams/test_crash_recovery.py",
 ]
+CLUSTER_GROUP = CLUSTER_PROFILE + FAULT_SCENARIOS
 
 
 def start_infra() -> None:
@@ -54,14 +60,18 @@ def start_infra() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
 
 
-def run_group(name: str, argv: list[str], width: int, results: dict[str, int]) -> None:
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", bufsize=1)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        sys.stdout.write(f"[{name:<{width}}] {line}")
-        sys.stdout.flush()
-    results[name] = proc.wait()
+def run_group(name: str, sessions: list[list[str]], width: int, results: dict[str, int]) -> None:
+    """Run the group's pytest sessions one after the other (all of them, also after a failure)."""
+    codes = []
+    for argv in sessions:
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(f"[{name:<{width}}] {line}")
+            sys.stdout.flush()
+        codes.append(proc.wait())
+    results[name] = next((code for code in codes if code), 0)
 
 
 def main(args: list[str]) -> int:
@@ -71,12 +81,13 @@ def main(args: list[str]) -> int:
     began = time.monotonic()
     start_infra()
     groups = {
-        "main": [*pytest, "tests/unit", "tests/integration", *(f"--ignore={p}" for p in CLUSTER_GROUP), *args],
-        "cluster": [*pytest, *CLUSTER_GROUP, *args],
+        "main": [[*pytest, "tests/unit", "tests/integration", *(f"--ignore={p}" for p in CLUSTER_GROUP), *args]],
+        "cluster": [[*pytest, *CLUSTER_PROFILE, *args], [*pytest, *FAULT_SCENARIOS, *args]],
     }
     width = max(map(len, groups))
     results: dict[str, int] = {}
-    threads = [threading.Thread(target=run_group, args=(name, argv, width, results)) for name, argv in groups.items()]
+    threads = [threading.Thread(target=run_group, args=(name, sessions, width, results))
+               for name, sessions in groups.items()]
     for thread in threads:
         thread.start()
     for thread in threads:
