@@ -33,9 +33,12 @@
     return q.toString();
   }
 
+  let asked = 0;  // filters changed quickly: only the answer to the latest request is shown
   async function load() {
+    const mine = ++asked;
     try {
       const body = await TV.api("/v1/follow-ups?" + query());
+      if (mine !== asked) return;
       $("error").hidden = true;
       render(body);
       $("updated").textContent = "Cập nhật lúc " + TV.time(new Date().toISOString());
