@@ -31,7 +31,7 @@ def server_settings(settings: CommonSettings) -> list[CommonSettings]:
 
 
 @contextmanager
-def every_server(settings: CommonSettings) -> Iterator[list[Database] | None]:
+def every_server(settings: CommonSettings) -> Iterator[Sequence[Database] | None]:
     """A client of every server, as ``settings``' account, on the cluster profile; ``None`` on one server."""
     from truyvet.schema import connect
 
