@@ -42,18 +42,18 @@ def running_services(settings: CommonSettings, env: dict[str, str], procs: Proce
                      timeout: float) -> Iterator[RunningServices]:
     """Start every service of ``settings`` with ``env``, wait until each answers its health check (their
     logs printed when one does not), and stop them all afterwards."""
-    for service in app_services(settings):
-        procs.start(service.name, service.argv, env={**env, **dict(service.env)}, cwd=PROJECT_ROOT)
     running = RunningServices(settings, procs, env, settings.ingest_url, settings.trace_url,
                               f"http://{settings.bind_host}:{settings.worker_metrics_port}/metrics")
-    try:
+    try:  # stopped also when one never answers (they outlived a failed session and kept a core busy)
         for service in app_services(settings):
-            wait_until(lambda s=service: http_ok(s.health_url), timeout=timeout, what=f"{label}{service.name}")
-    except Exception:
-        for name in ("ingest", "trace", "worker", "dispatcher"):
-            print(f"--- {label}{name} log ---\n{running.log(name)[-3000:]}")
-        raise
-    try:
+            procs.start(service.name, service.argv, env={**env, **dict(service.env)}, cwd=PROJECT_ROOT)
+        try:
+            for service in app_services(settings):
+                wait_until(lambda s=service: http_ok(s.health_url), timeout=timeout, what=f"{label}{service.name}")
+        except Exception:
+            for name in ("ingest", "trace", "worker", "dispatcher"):
+                print(f"--- {label}{name} log ---\n{running.log(name)[-3000:]}")
+            raise
         yield running
     finally:
         for name in [p.stem for p in procs.run.glob("*.pid")]:
