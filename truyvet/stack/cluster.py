@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -35,6 +36,9 @@ SHARDS = 2
 REPLICAS = 2
 STEP = 10  # port distance between two nodes of a kind
 CH_DEPLOY = PROJECT_ROOT / "deploy" / "clickhouse"
+DDL_QUEUE = "/clickhouse/task_queue/ddl"  # deploy/clickhouse/cluster.xml <distributed_ddl>
+# An ON CLUSTER task this old that a server answering queries has not finished: its DDL worker has ended.
+DDL_STALL_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,79 @@ def wait_started(node: KafkaNode | ClickHouseNode, ready: Callable[[], bool], *,
         time.sleep(0.25)
 
 
+def host_id(host: str, port: int) -> str:
+    """How a ClickHouse server names itself in the DDL queue: its host escaped as a file name
+    (every byte but ``[A-Za-z0-9_]`` as ``%XX``), a colon, its native port."""
+    escaped = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "".join(f"%{b:02X}" for b in c.encode())
+                      for c in host)
+    return f"{escaped}:{port}"
+
+
+DDL_WORKER_ENDED = "DDLWorker: Unexpected error, will terminate"
+
+
+def ddl_stalled(node: ClickHouseNode) -> bool:
+    """Whether this server answers but its ON CLUSTER DDL worker has ended.
+
+    ClickHouse 18.16's DDL worker can end for good after ZooKeeper was away ("Server expects that DDL
+    task ... should be processed, but it was already processed according to ZK ... will terminate"):
+    the server keeps serving and replicating, but every later ``ON CLUSTER`` statement (a migration, a
+    database dropped) waits for it until ``distributed_ddl_task_timeout``. Two signs, either is enough:
+    its error log says so since the server process started, or the newest task of the queue older than
+    ``DDL_STALL_SECONDS`` that names this server has no ``finished`` entry of it. A server that does
+    not answer, or cannot reach ZooKeeper, is not called stalled (it is down, or nothing can be told)."""
+    from truyvet.schema import connect
+
+    if _worker_ended_since_start(node):
+        return True
+    me = host_id(node.host, node.tcp_port)
+    try:
+        db = connect(node.own.as_account(clickhouse="admin"), database="system")
+    except Exception:  # noqa: BLE001 - not answering: down, not stalled
+        return False
+    try:
+        tasks = db.execute(
+            "SELECT name, value FROM system.zookeeper WHERE path = %(p)s AND ctime < now() - %(age)s",
+            {"p": DDL_QUEUE, "age": DDL_STALL_SECONDS})
+        mine = sorted(name for name, value in tasks if me in value)
+        if not mine:
+            return False
+        finished = db.execute("SELECT name FROM system.zookeeper WHERE path = %(p)s",
+                              {"p": f"{DDL_QUEUE}/{mine[-1]}/finished"})
+        return me not in {name for (name,) in finished}
+    except Exception as exc:  # noqa: BLE001 - ZooKeeper away: cannot tell
+        logger.debug("DDL queue of %s not readable: %s", node.name, exc)
+        return False
+    finally:
+        db.close()
+
+
+def _worker_ended_since_start(node: ClickHouseNode) -> bool:
+    """The server's error log has the DDL worker's last words after the server process started."""
+    pid = node.server_pid()
+    log = node.home / "logs" / "error.log"
+    if pid is None or not log.exists():
+        return False
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        with log.open("rb") as f:
+            f.seek(max(0, log.stat().st_size - 4 * 2**20))
+            tail = f.read().decode(errors="replace")
+    except (OSError, ValueError, StopIteration):
+        return False
+    started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    ended = [line for line in tail.splitlines() if DDL_WORKER_ENDED in line]
+    if not ended:
+        return False
+    try:  # "2026.12.02 12:46:30.160179 [ 40 ] {} <Error> DDLWorker: ..." in the server's local time
+        when = time.mktime(time.strptime(ended[-1][:19], "%Y.%m.%d %H:%M:%S"))
+    except ValueError:
+        return False
+    return when >= started - 1
+
+
 class ClusterNodes:
     """The engines of the cluster profile: start (only what is down), stop, and where they are."""
 
@@ -211,6 +288,10 @@ class ClusterNodes:
         if self.kafka[0].jar_version() is None:
             self.kafka[0].install()
         for node in self.clickhouse:
+            if node.procs.pid(node.name) is not None and ddl_stalled(node):
+                logger.warning("ClickHouse %s: its ON CLUSTER DDL worker has ended (after a ZooKeeper outage); "
+                               "restarting it", node.name)
+                node.stop()
             node.start(timeout=0)
         for kafka in self.kafka:
             kafka.start(timeout=0)

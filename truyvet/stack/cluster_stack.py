@@ -8,7 +8,7 @@ import logging
 from truyvet.schema import connect
 from truyvet.settings import CommonSettings
 from truyvet.stack.clickhouse import ensure_database
-from truyvet.stack.cluster import ClusterNodes
+from truyvet.stack.cluster import ClusterNodes, ddl_stalled
 from truyvet.stack.kafka import ensure_topics
 from truyvet.stack.services import Stack
 
@@ -60,8 +60,11 @@ class ClusterStack(Stack):
                     db.close()
             except Exception as exc:  # noqa: BLE001 - status reports a server that does not answer as down
                 logger.debug("%s does not answer: %s", node.name, exc)
-            rows.append(_row(node.name, "clickhouse", node.server_pid(), node.address, ok,
-                             f"ClickHouse {version} (shard {spec.shard}, replica {spec.replica})"))
+            row = _row(node.name, "clickhouse", node.server_pid(), node.address, ok,
+                       f"ClickHouse {version} (shard {spec.shard}, replica {spec.replica})")
+            if ok and ddl_stalled(node):
+                row["health"] = "ddl-stalled"  # `truyvet up --cluster` restarts it
+            rows.append(row)
         return rows
 
 

@@ -48,6 +48,7 @@ from tests.integration.streams.harness import as_map, assert_same, metric
 from tests.unit.trace_api import reference as trace_ref
 from truyvet.auth import Role
 from truyvet.events import Topics
+from truyvet.stack.cluster import ddl_stalled
 from truyvet.stack.processes import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -221,4 +222,9 @@ def test_kill_9_of_a_clickhouse_server_then_zookeeper_stopped_20_s(cluster, pipe
         assert sorted(c["person_id"] for c in r.json()["contacts"]) == sorted(expected)
         figures["contacts of the case (equal to the reference)"] = len(expected)
     finally:
+        # 18.16's ON CLUSTER DDL worker may have ended while ZooKeeper was away (test_cluster_ddl.py):
+        # `truyvet up --cluster` restarts those servers, so the run's database can be dropped ON CLUSTER.
+        figures["servers whose DDL worker ended (restarted by up)"] = \
+            [n.name for n in cluster.nodes.clickhouse if ddl_stalled(n)]  # type: ignore[assignment]
+        cluster.nodes.up()
         _report("kill -9 of a ClickHouse server, then ZooKeeper stopped for 20 s", figures)

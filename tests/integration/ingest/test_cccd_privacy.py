@@ -26,10 +26,10 @@ def _cccd_scan(venue: str, card: str) -> dict[str, object]:
     return {**item, "cccd_qr": card}
 
 
-def _kafka_holds(settings, needle: bytes) -> list[str]:
-    """Every record of every topic of this run whose key or value contains ``needle``."""
+def _kafka_holds(settings, *needles: bytes) -> dict[bytes, list[str]]:
+    """Per needle, every record of every topic of this run whose key or value contains it (one read)."""
     consumer = KafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
-    hits: list[str] = []
+    hits: dict[bytes, list[str]] = {needle: [] for needle in needles}
     try:
         topics = sorted(t for t in consumer.topics() if t.startswith(settings.topic_prefix))
         assert settings.topic("scans") in topics and settings.topic("scans-dlq") in topics
@@ -42,8 +42,9 @@ def _kafka_holds(settings, needle: bytes) -> list[str]:
         while remaining and time.monotonic() < deadline:
             for tp, records in consumer.poll(timeout_ms=500, max_records=50_000).items():
                 for rec in records:
-                    if needle in (rec.key or b"") or needle in (rec.value or b""):
-                        hits.append(f"{tp.topic}[{tp.partition}]@{rec.offset}")
+                    for needle in needles:
+                        if needle in (rec.key or b"") or needle in (rec.value or b""):
+                            hits[needle].append(f"{tp.topic}[{tp.partition}]@{rec.offset}")
                 if consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
         assert not remaining, f"could not read to the end of {remaining}"
@@ -52,28 +53,34 @@ def _kafka_holds(settings, needle: bytes) -> list[str]:
     return hits
 
 
-def _clickhouse_holds(db, needle: str) -> list[str]:
-    hits = []
+def _clickhouse_holds(db, *needles: str) -> dict[str, list[str]]:
+    """Per needle, the tables holding it in any column (one query a table)."""
+    hits: dict[str, list[str]] = {needle: [] for needle in needles}
     columns: dict[str, list[str]] = {}
     for table, column in db.execute("SELECT table, name FROM system.columns WHERE database = %(d)s",
                                     {"d": db.name}):
         columns.setdefault(table, []).append(column)
     engines = dict(db.execute("SELECT name, engine FROM system.tables WHERE database = %(d)s",
                               {"d": db.name}))
+    params = {f"n{i}": needle for i, needle in enumerate(needles)}
     for table, cols in columns.items():
         if "View" in engines.get(table, ""):
             continue
-        where = " OR ".join(f"position(toString(`{c}`), %(n)s) > 0" for c in cols)
-        if db.execute(f"SELECT count() FROM {table} WHERE {where}", {"n": needle})[0][0]:
-            hits.append(table)
+        counts = ", ".join(
+            "countIf(" + " OR ".join(f"position(toString(`{c}`), %({key})s) > 0" for c in cols) + ")"
+            for key in params)
+        for needle, found in zip(needles, db.execute(f"SELECT {counts} FROM {table}", params)[0], strict=True):
+            if found:
+                hits[needle].append(table)
     assert "person_details" in columns and "visits" in columns
     return hits
 
 
-def _files_hold(data_dir: Path, prefix: str, needle: bytes) -> tuple[list[str], int]:
+def _files_hold(data_dir: Path, prefix: str, *needles: bytes) -> tuple[dict[bytes, list[str]], int]:
     """Logs under the data dir (service, test-run, ClickHouse and Kafka logs) and this run's Kafka
     segments; ClickHouse's data parts are compressed, so the tables are searched by query instead."""
-    hits, searched = [], 0
+    hits: dict[bytes, list[str]] = {needle: [] for needle in needles}
+    searched = 0
     for root, dirs, files in os.walk(data_dir):
         rel_root = Path(root).relative_to(data_dir).as_posix()
         here = Path(root)
@@ -98,8 +105,9 @@ def _files_hold(data_dir: Path, prefix: str, needle: bytes) -> tuple[list[str], 
             except FileNotFoundError:  # rotated or compacted away meanwhile
                 continue
             searched += 1
-            if needle in data:
-                hits.append(f"{rel_root}/{name}")
+            for needle in needles:
+                if needle in data:
+                    hits[needle].append(f"{rel_root}/{name}")
     return hits, searched
 
 
@@ -138,14 +146,16 @@ def test_cccd_id_number_is_nowhere_and_details_are_stored(services, token, db, h
                               "Tổ 5, Phường Đức Xuân, Thành phố Bắc Kạn, Bắc Kạn", "01840")
     assert rows[person_b][0] == "Lý Văn Đạt" and rows[person_b][4] == "01852"
 
+    ids, pseudonym_a = (id_a.encode(), id_b.encode()), person_a.encode()
+    in_kafka = _kafka_holds(services.settings, *ids, pseudonym_a)
+    in_clickhouse = _clickhouse_holds(db, id_a, id_b, person_a)
+    in_files, searched = _files_hold(services.settings.data_dir, services.settings.topic_prefix, *ids, pseudonym_a)
+    assert searched > 3
     for id_number in (id_a, id_b):
-        assert _kafka_holds(services.settings, id_number.encode()) == []
-        assert _clickhouse_holds(db, id_number) == []
-        hits, searched = _files_hold(services.settings.data_dir, services.settings.topic_prefix,
-                                     id_number.encode())
-        assert hits == [] and searched > 3
+        assert in_kafka[id_number.encode()] == []
+        assert in_clickhouse[id_number] == []
+        assert in_files[id_number.encode()] == []
     # the greps can find what is there: the pseudonym is in Kafka, ClickHouse and nothing else
-    assert _kafka_holds(services.settings, person_a.encode())
-    assert "person_details" in _clickhouse_holds(db, person_a)
-    found, _ = _files_hold(services.settings.data_dir, services.settings.topic_prefix, person_a.encode())
-    assert any(f.startswith("kafka/data/") for f in found), found
+    assert in_kafka[pseudonym_a]
+    assert "person_details" in in_clickhouse[person_a]
+    assert any(f.startswith("kafka/data/") for f in in_files[pseudonym_a]), in_files[pseudonym_a]
