@@ -171,6 +171,13 @@ class WebhookDirectory:
                         self._db = None
             return self._hooks.get(ward_code)
 
+    def close(self) -> None:
+        """Its database connection closed (a later ``get`` opens a new one)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
 
 def alert_row(
     alert: Alert,

@@ -101,6 +101,7 @@ def resend(*, ward: str | None, since: datetime | None, progress: Progress | Non
         alerts = undelivered(db, ward=ward, since=since)
         return asyncio.run(_send(alerts, db, hooks, settings.request_timeout_seconds, progress))
     finally:
+        hooks.close()
         db.close()
 
 
