@@ -1,19 +1,17 @@
-"""``make test``: the whole suite as three pytest processes at once, sharing one Kafka and one ClickHouse.
+"""``make test``: the whole suite as two pytest processes at once, sharing one Kafka and one ClickHouse.
 
 A serial run keeps the machine's two cores only about a third busy (17.6 CPU minutes in 24.7 minutes:
-services starting, restarts, fault windows and catch-ups are mostly waiting); with two groups the cores
-were still a quarter idle and the longer group set the time. So three groups run side by side:
+services starting, restarts, fault windows and catch-ups are mostly waiting), so the suite runs as two
+groups side by side:
 
 - ``cluster``: what needs the cluster profile (``tests/integration/cluster`` and the tests compared
-  over both profiles), then, in a second session once the cluster is stopped, the city fault scenario
-  (a stack of its own);
-- ``streams``: the stream worker's scenarios (``tests/integration/streams``: crash recovery, restarts,
-  state restore), then the demo-restart scenario (a stack of its own);
+  over both profiles), then, in a second session once the cluster is stopped, the long single-node
+  fault scenarios that start stacks of their own;
 - ``main``: everything else (``tests/unit`` and the rest of ``tests/integration``).
 
 Each group is a pytest session of its own (its own run id, so its own database, topics, consumer group
 and service processes, conftest.py), on the same Kafka and ClickHouse, which are started first (once)
-so the sessions never race to start them. Fault tests never touch those: they start instances of
+so the two sessions never race to start them. Fault tests never touch those: they start instances of
 their own. Lines are prefixed with the group's name; the exit status is the first failing group's.
 ``TRUYVET_TEST_GROUPS=1`` runs everything in one session instead; arguments go to every pytest.
 """
@@ -28,8 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The cluster group: two sessions one after the other, so the cluster profile (ZooKeeper, 3 brokers,
-# 4 ClickHouse servers: about a third of a core when idle) is stopped before the city scenario runs.
+# The second group: two sessions one after the other, so the cluster profile (ZooKeeper, 3 brokers,
+# 4 ClickHouse servers: about a third of a core when idle) is stopped before the fault scenarios run.
 CLUSTER_PROFILE = [
     "tests/integration/cluster",
     "tests/integration/alerts/test_late_traced_persons.py",
@@ -37,10 +35,11 @@ CLUSTER_PROFILE = [
     "tests/integration/trace_api/test_contact_rule.py",
     "tests/integration/streams/test_retention.py",
 ]
-CITY_FAULTS = ["tests/integration/faults"]
-STREAMS = ["tests/integration/streams"]  # minus the retention test, which runs on both profiles
-DEMO_RESTART = ["tests/integration/truyvet/test_demo_restart.py"]
-NOT_MAIN = CLUSTER_PROFILE + CITY_FAULTS + STREAMS + DEMO_RESTART
+FAULT_SCENARIOS = [
+    "tests/integration/faults",
+    "tests/integration/truyvet/test_demo_restart.py",
+]  # the crash-recovery scenarios (streams/test_crash_recovery.py) stay in `main`: it ended 3 minutes earlier
+CLUSTER_GROUP = CLUSTER_PROFILE + FAULT_SCENARIOS
 # The suite starts Kafka brokers, ZooKeeper and Kafka's storage tool dozens of times and runs each for
 # minutes: their JVMs spend more CPU compiling with C2 than running. C1 only and the serial collector
 # (read by every `java` the suite starts, through the JDK's own variable) halved a broker's CPU to start
@@ -88,10 +87,8 @@ def main(args: list[str]) -> int:
     began = time.monotonic()
     start_infra()
     groups = {
-        "main": [[*pytest, "tests/unit", "tests/integration", *(f"--ignore={p}" for p in NOT_MAIN), *args]],
-        "cluster": [[*pytest, *CLUSTER_PROFILE, *args], [*pytest, *CITY_FAULTS, *args]],
-        "streams": [[*pytest, *STREAMS, *(f"--ignore={p}" for p in CLUSTER_PROFILE if p.startswith(STREAMS[0])),
-                     *args], [*pytest, *DEMO_RESTART, *args]],
+        "main": [[*pytest, "tests/unit", "tests/integration", *(f"--ignore={p}" for p in CLUSTER_GROUP), *args]],
+        "cluster": [[*pytest, *CLUSTER_PROFILE, *args], [*pytest, *FAULT_SCENARIOS, *args]],
     }
     width = max(map(len, groups))
     results: dict[str, int] = {}
@@ -102,7 +99,7 @@ def main(args: list[str]) -> int:
     for thread in threads:
         thread.join()
     print(f"\nsuite: {', '.join(f'{n} exit {c}' for n, c in results.items())} "
-          f"in {time.monotonic() - began:.0f} s (the groups at once)")
+          f"in {time.monotonic() - began:.0f} s (both groups at once)")
     return next((code for code in results.values() if code), 0)
 
 
