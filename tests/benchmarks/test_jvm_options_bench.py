@@ -21,6 +21,7 @@ from kafka import KafkaProducer
 from rich.progress import Progress
 
 from tests.benchmarks.report import write_section
+from tests.benchmarks.scale_stack import cpu_seconds
 from tests.run_suite import TEST_JVM_OPTIONS
 from truyvet.kafka_clients import client_kwargs
 from truyvet.settings import CommonSettings
@@ -31,11 +32,6 @@ pytestmark = pytest.mark.benchmark
 
 RECORDS = 200_000
 IDLE_SECONDS = 60
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _measure(tmp: Path, jvm_options: str, progress: Progress) -> dict[str, float]:
@@ -55,10 +51,10 @@ def _measure(tmp: Path, jvm_options: str, progress: Progress) -> dict[str, float
         node.start()
         pid = node.procs.pid(node.name)
         assert pid is not None
-        figures = {"ready (s)": time.monotonic() - began, "start (CPU s)": _cpu_seconds(pid)}
+        figures = {"ready (s)": time.monotonic() - began, "start (CPU s)": cpu_seconds(pid)}
         producer = KafkaProducer(**client_kwargs(settings), acks="all", linger_ms=5)
         task = progress.add_task(f"{jvm_options or 'JDK defaults'}: records", total=RECORDS)
-        at = _cpu_seconds(pid)
+        at = cpu_seconds(pid)
         for i in range(RECORDS):
             producer.send("jvm-bench", key=str(i % 1000).encode(), value=b"x" * 200)
             if i % 10_000 == 0:
@@ -66,10 +62,10 @@ def _measure(tmp: Path, jvm_options: str, progress: Progress) -> dict[str, float
         producer.flush()
         producer.close()
         progress.update(task, completed=RECORDS)
-        figures[f"{RECORDS:,} records (CPU s)"] = _cpu_seconds(pid) - at
-        at = _cpu_seconds(pid)
+        figures[f"{RECORDS:,} records (CPU s)"] = cpu_seconds(pid) - at
+        at = cpu_seconds(pid)
         time.sleep(IDLE_SECONDS)
-        figures[f"idle {IDLE_SECONDS} s (CPU s)"] = _cpu_seconds(pid) - at
+        figures[f"idle {IDLE_SECONDS} s (CPU s)"] = cpu_seconds(pid) - at
         return figures
     finally:
         node.stop()

@@ -39,6 +39,7 @@ CH_DEPLOY = PROJECT_ROOT / "deploy" / "clickhouse"
 DDL_QUEUE = "/clickhouse/task_queue/ddl"  # deploy/clickhouse/cluster.xml <distributed_ddl>
 # An ON CLUSTER task this old that a server answering queries has not finished: its DDL worker has ended.
 DDL_STALL_SECONDS = 60
+DDL_WORKER_ENDED = "DDLWorker: Unexpected error, will terminate"  # 18.16's last words of that worker
 
 
 @dataclass(frozen=True)
@@ -204,9 +205,6 @@ def host_id(host: str, port: int) -> str:
     escaped = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "".join(f"%{b:02X}" for b in c.encode())
                       for c in host)
     return f"{escaped}:{port}"
-
-
-DDL_WORKER_ENDED = "DDLWorker: Unexpected error, will terminate"
 
 
 def ddl_stalled(node: ClickHouseNode) -> bool:
