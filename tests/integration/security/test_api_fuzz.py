@@ -43,7 +43,9 @@ def _fuzz(base_url: str, headers: dict[str, str]) -> tuple[int, list[str]]:
         try:
             run()
         except Exception as exc:  # noqa: BLE001 - collect every operation's failure, then fail once
-            failures.append(f"{operation.label}: {str(exc)[:1500]}")
+            # hypothesis wraps a failure it could not repeat (FlakyFailure): name what failed the first time
+            inner = "; ".join(f"{type(e).__name__}: {str(e)[:700]}" for e in getattr(exc, "exceptions", ()))
+            failures.append(f"{operation.label}: {str(exc)[:1500]}" + (f" [first: {inner}]" if inner else ""))
     return calls, failures
 
 
