@@ -65,9 +65,21 @@ def start_infra() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
 
 
-def run_group(name: str, sessions: list[list[str]], width: int, results: dict[str, int]) -> None:
+# Lines of pytest's short summary and its last line, repeated at the very end: a CI that keeps only the
+# output's tail (warnings printed at the session's end can fill it) still shows what failed.
+OUTCOME_PREFIXES = ("FAILED ", "ERROR ")
+
+
+def is_outcome(line: str) -> bool:
+    return line.startswith(OUTCOME_PREFIXES) or (line.startswith("=") and " in " in line and any(
+        word in line for word in (" passed", " failed", " error", " skipped", "no tests ran")))
+
+
+def run_group(name: str, sessions: list[list[str]], width: int, results: dict[str, int],
+              outcomes: dict[str, list[str]]) -> None:
     """Run the group's pytest sessions one after the other (all of them, also after a failure)."""
     codes = []
+    kept = outcomes.setdefault(name, [])
     for argv in sessions:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 errors="replace", bufsize=1)
@@ -75,6 +87,8 @@ def run_group(name: str, sessions: list[list[str]], width: int, results: dict[st
         for line in proc.stdout:
             sys.stdout.write(f"[{name:<{width}}] {line}")
             sys.stdout.flush()
+            if is_outcome(line):
+                kept.append(line.rstrip())
         codes.append(proc.wait())
     results[name] = next((code for code in codes if code), 0)
 
@@ -92,13 +106,18 @@ def main(args: list[str]) -> int:
     }
     width = max(map(len, groups))
     results: dict[str, int] = {}
-    threads = [threading.Thread(target=run_group, args=(name, sessions, width, results))
+    outcomes: dict[str, list[str]] = {}
+    threads = [threading.Thread(target=run_group, args=(name, sessions, width, results, outcomes))
                for name, sessions in groups.items()]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    print(f"\nsuite: {', '.join(f'{n} exit {c}' for n, c in results.items())} "
+    print("\nsuite outcomes:")
+    for name, lines in outcomes.items():
+        for line in lines:
+            print(f"[{name:<{width}}] {line}")
+    print(f"suite: {', '.join(f'{n} exit {c}' for n, c in results.items())} "
           f"in {time.monotonic() - began:.0f} s (both groups at once)")
     return next((code for code in results.values() if code), 0)
 
