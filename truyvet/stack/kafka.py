@@ -224,6 +224,14 @@ def replication_configs(settings: CommonSettings) -> dict[str, str]:
     return {"min.insync.replicas": "2"} if settings.clustered else {}
 
 
+def topics_led(admin: KafkaAdminClient, names: list[str]) -> bool:
+    """Every partition of every topic in ``names`` has a leader (right after a start or a creation the
+    broker may not know one yet)."""
+    topics = admin.describe_topics(names)
+    return len(topics) == len(names) and all(
+        t["error_code"] == 0 and t["partitions"] and all(p["leader_id"] >= 0 for p in t["partitions"]) for t in topics)
+
+
 def ensure_topics(settings: CommonSettings) -> list[str]:
     """Create the topics that do not exist yet, and the accounts and ACLs of the services for them;
     return the names created."""
@@ -239,6 +247,8 @@ def ensure_topics(settings: CommonSettings) -> list[str]:
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass
+        names = [t.name for t in topic_specs(settings)]
+        wait_until(lambda: topics_led(admin, names), timeout=60, what="Kafka topics with a leader per partition")
         return created
     finally:
         admin.close()

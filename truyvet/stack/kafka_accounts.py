@@ -23,10 +23,12 @@ import logging
 from kafka import KafkaAdminClient
 from kafka.admin import (
     ACL,
+    ACLFilter,
     ACLOperation,
     ACLPermissionType,
     ACLResourcePatternType,
     ResourcePattern,
+    ResourcePatternFilter,
     ResourceType,
     UserScramCredentialUpsertion,
 )
@@ -35,6 +37,7 @@ from truyvet import secretstore
 from truyvet.events import Topics
 from truyvet.exceptions import StackError
 from truyvet.settings import CommonSettings
+from truyvet.stack.processes import wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -103,3 +106,17 @@ def ensure_accounts(admin: KafkaAdminClient, settings: CommonSettings, roles: tu
         result = admin.create_acls(acls)
         if result["failed"]:
             raise StackError("Kafka ACLs could not be created", failed=[repr(f) for f in result["failed"]][:5])
+        # The controller has them; a broker applies them a moment later (1.5 s here right after a start),
+        # and a service started meanwhile is refused (TopicAuthorizationFailed) and exits.
+        wait_until(lambda: not missing_acls(admin, acls), timeout=60, what="Kafka ACLs served by the broker")
+
+
+ALL_ACLS = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY, permission_type=ACLPermissionType.ANY,
+                     resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
+
+
+def missing_acls(admin: KafkaAdminClient, acls: list[ACL]) -> list[ACL]:
+    """Those of ``acls`` the broker answering ``DescribeAcls`` does not have yet."""
+    served, _ = admin.describe_acls(ALL_ACLS)
+    have = set(served)
+    return [acl for acl in acls if acl not in have]

@@ -7,6 +7,7 @@ broker is never touched.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from truyvet.auth import Role
 from truyvet.kafka_clients import client_kwargs
 from truyvet.settings import PROJECT_ROOT, CommonSettings
 from truyvet.stack.kafka import KafkaNode, ensure_topics
+from truyvet.stack.kafka_accounts import APP_ID_PREFIX, DISPATCHER_GROUP
 from truyvet.stack.processes import ProcessDir, free_port, port_open, wait_until
 
 pytestmark = pytest.mark.slow
@@ -171,3 +173,36 @@ def test_kafka_restart_loses_nothing_and_duplicates_nothing(own_stack: OwnStack,
     assert missing == [] and twice == [], (len(missing), len(twice))
     # every scan the client ever sent was eventually acknowledged, so Kafka holds nothing more
     assert set(in_kafka) == set(acked)
+
+
+def test_services_may_use_their_topics_once_a_fresh_broker_has_them(infra: CommonSettings, tmp_path: Path) -> None:
+    """Right after a broker starts, it applied new ACLs about 1.5 s after the controller accepted them:
+    a dispatcher started meanwhile was refused its topic (TopicAuthorizationFailed) and exited. The topics
+    and ACLs made by ``ensure_topics`` are usable by the accounts the moment it returns."""
+    from aiokafka import AIOKafkaConsumer
+
+    settings = CommonSettings(data_dir=tmp_path, kafka_bootstrap=f"127.0.0.1:{free_port()}",
+                              kafka_controller_port=free_port(), topic_prefix=f"{infra.topic_prefix}fresh-")
+    (tmp_path / "kafka").mkdir()
+    (tmp_path / "kafka" / "libs").symlink_to(infra.data_dir / "kafka" / "libs")
+    kafka = _Kafka(settings)
+    kafka.start(timeout=120)
+    try:
+        ensure_topics(settings)
+
+        async def first_try(role: str, topic: str, group: str) -> None:
+            account = settings.as_account(kafka=role)
+            consumer = AIOKafkaConsumer(account.topic(topic), group_id=group, **client_kwargs(account))
+            try:
+                await consumer.start()  # raises TopicAuthorizationFailedError when the ACLs are not served
+                assert consumer.assignment() is not None
+            finally:
+                await consumer.stop()
+
+        async def both() -> None:
+            await first_try("dispatcher", "alerts", settings.topic_prefix + DISPATCHER_GROUP)
+            await first_try("worker", "scans", f"{APP_ID_PREFIX}fresh-test")
+
+        asyncio.run(both())
+    finally:
+        kafka.stop()
