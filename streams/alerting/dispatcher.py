@@ -160,6 +160,9 @@ class Dispatcher:
                         status = response.status
                     if 200 <= status < 300:
                         now = datetime.now(UTC)
+                        # counted as it happens, so the metrics never lag the recorded state
+                        DELIVERED.inc()
+                        LATENCY.observe(max(0.0, (now - alert.created_at).total_seconds()))
                         await self.recorder.record(
                             alert_row(
                                 alert,
@@ -169,8 +172,6 @@ class Dispatcher:
                                 version=self.recorder.version(),
                             )
                         )
-                        DELIVERED.inc()
-                        LATENCY.observe(max(0.0, (now - alert.created_at).total_seconds()))
                         self.final[alert.alert_id] = Status.DELIVERED
                         return
                     error = f"HTTP {status} from {hook.url}" + (
@@ -218,6 +219,7 @@ class Dispatcher:
             topic=self.topic,
         )
         await (await producer.send(self.dlq, key=alert.alert_id.encode(), value=letter.to_json()))
+        DEAD_LETTERED.inc()  # counted as it happens, so the metrics never lag the recorded state
         await self.recorder.record(
             alert_row(
                 alert,
@@ -227,7 +229,6 @@ class Dispatcher:
                 version=self.recorder.version(),
             )
         )
-        DEAD_LETTERED.inc()
         self.final[alert.alert_id] = Status.DEAD_LETTERED
         logger.warning("alert %s dead-lettered after %d attempts: %s", alert.alert_id, attempts, error)
 

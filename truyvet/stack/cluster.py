@@ -244,29 +244,33 @@ def ddl_stalled(node: ClickHouseNode) -> bool:
 
 
 def _worker_ended_since_start(node: ClickHouseNode) -> bool:
-    """The server's error log has the DDL worker's last words after the server process started."""
+    """The server's error log has the DDL worker's last words after the server process started.
+
+    Both times to the millisecond: a server restarted within a second of its predecessor's last words
+    must not inherit them (the boot time in /proc/stat is whole seconds; /proc/uptime is not)."""
     pid = node.server_pid()
     log = node.home / "logs" / "error.log"
     if pid is None or not log.exists():
         return False
     try:
         ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
         with log.open("rb") as f:
             f.seek(max(0, log.stat().st_size - 4 * 2**20))
             tail = f.read().decode(errors="replace")
-    except (OSError, ValueError, StopIteration):
+    except (OSError, ValueError, IndexError):
         return False
-    started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    started = time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
     ended = [line for line in tail.splitlines() if DDL_WORKER_ENDED in line]
     if not ended:
         return False
+    line = ended[-1]
     try:  # "2026.12.02 12:46:30.160179 [ 40 ] {} <Error> DDLWorker: ..." in the server's local time
-        when = time.mktime(time.strptime(ended[-1][:19], "%Y.%m.%d %H:%M:%S"))
+        when = time.mktime(time.strptime(line[:19], "%Y.%m.%d %H:%M:%S"))
+        when += float("0" + line[19:26]) if line[19:20] == "." else 0.0
     except ValueError:
         return False
-    return when >= started - 1
+    return when >= started - 0.05  # /proc's ticks are 10 ms
 
 
 class ClusterNodes:

@@ -8,7 +8,7 @@ server's error log, as 18.16 does, to see both steps every run."""
 
 from __future__ import annotations
 
-import time
+from datetime import datetime
 
 import pytest
 
@@ -25,9 +25,10 @@ def _health(cluster, name: str) -> str:  # noqa: ANN001
 
 def test_a_server_whose_ddl_worker_ended_is_shown_and_restarted_by_up(cluster) -> None:  # noqa: ANN001
     node = cluster.nodes.clickhouse[3]
-    assert not ddl_stalled(node) and _health(cluster, node.name) == "up"
+    assert not ddl_stalled(node), "stalled before the test"
+    assert _health(cluster, node.name) == "up"
     with (node.home / "logs" / "error.log").open("a") as log:
-        log.write(f"{time.strftime('%Y.%m.%d %H:%M:%S')}.000000 [ 40 ] {{}} <Error> {DDL_WORKER_ENDED}:: "
+        log.write(f"{datetime.now().strftime('%Y.%m.%d %H:%M:%S.%f')} [ 40 ] {{}} <Error> {DDL_WORKER_ENDED}:: "
                   "Code: 49, e.displayText() = DB::Exception: Server expects that DDL task query-0000000067 "
                   "should be processed, but it was already processed according to ZK (written by the test)\n")
     assert ddl_stalled(node)
@@ -36,7 +37,9 @@ def test_a_server_whose_ddl_worker_ended_is_shown_and_restarted_by_up(cluster) -
     before = node.server_pid()
     cluster.nodes.up()  # what `truyvet up --cluster` does
     assert node.server_pid() not in (None, before)
-    assert not ddl_stalled(node) and _health(cluster, node.name) == "up"
+    # (once the restarted server, up within a second, was taken for the one whose words were written)
+    assert not ddl_stalled(node), "still stalled after the restart"
+    assert _health(cluster, node.name) == "up"
     db = connect(cluster.settings)
     try:  # an ON CLUSTER statement is done by all four servers again
         name = f"{cluster.settings.clickhouse_database}.ddl_probe"
