@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import random
 import secrets
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from trace_api.reports import coverage
+from trace_api.reports import coverage, totals, trend
 from truyvet.events import Category
 from truyvet.roster import RosterError, load_roster
 
@@ -107,6 +108,20 @@ def test_coverage_equals_a_direct_count(any_db, tmp_path: Path) -> None:
     only = coverage(db, DAY, max_stay_minutes=12 * 60, wards=(wards[1],))
     assert {(r.ward_code, r.category) for r in only} == {k for k in expected if k[0] == wards[1]}
     assert all(r.ward_name == f"Phường thử {wards[1]}" for r in only)
+
+    # The trend (three queries for any number of days) gives each day the totals of that day's report:
+    # also with a maximum stay shorter than many of these visits, with one ward, and at another offset.
+    first, last = DAY - timedelta(days=2), DAY + timedelta(days=1)
+    for stay, scope, offset in ((12 * 60, tuple(wards), 420), (60, tuple(wards), 420), (60, (wards[1],), 420),
+                                (90, tuple(wards), -300), (60, (), 420)):
+        series = trend(db, first, last, max_stay_minutes=stay, utc_offset_minutes=offset, wards=scope)
+        assert [d["date"] for d in series] == [(first + timedelta(days=i)).isoformat() for i in range(4)]
+        for item in series:
+            day_report = coverage(db, date.fromisoformat(str(item["date"])), max_stay_minutes=stay,
+                                  utc_offset_minutes=offset, wards=scope)
+            assert item == {"date": item["date"], **asdict(totals(day_report))}, (stay, scope, offset)
+    assert sum(int(d["scans"]) for d in trend(db, first, last, max_stay_minutes=60, utc_offset_minutes=420,
+                                                wards=tuple(wards))) > 50
 
 
 def test_roster_with_an_unknown_ward_is_refused(any_db, tmp_path: Path) -> None:

@@ -152,33 +152,51 @@ class Pipeline:
 
     def lag(self) -> int:
         """Records of the intake topic not yet committed by the worker group."""
-        topics = [self.settings.topic(Topics.SCANS)]
+        return sum(self.lags().values())
+
+    def lags(self) -> dict[int, int]:
+        """Per partition of the intake topic: records not yet committed by the worker group."""
+        topic = self.settings.topic(Topics.SCANS)
         if self._admin is None:
             self._admin = KafkaAdminClient(**client_kwargs(self.settings), request_timeout_ms=10000)
             self._consumer = KafkaConsumer(**client_kwargs(self.settings))
         assert self._consumer is not None
         group = StreamsSettings(app_id=self.app_id).group("scans")
         committed = self._admin.list_group_offsets({group: None}).get(group, {})
-        tps = [TopicPartition(t, p) for t in topics for p in (self._consumer.partitions_for_topic(t) or ())]
+        tps = [TopicPartition(topic, p) for p in (self._consumer.partitions_for_topic(topic) or ())]
         ends = self._consumer.end_offsets(tps)
-        return sum(end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
-                   for tp, end in ends.items())
+        return {tp.partition: end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
+                for tp, end in ends.items()}
 
     def wait_caught_up(self, *, timeout: float = 180, workers: Sequence[str] = ("worker",),
                        expected: dict[str, RefVisit] | None = None) -> None:
         """Until the group's committed offsets reach the ends of the topics (workers alive meanwhile).
 
         A worker that processed everything but left a partition's commit behind fails here: the next
-        restart would replay from there (``expected`` is accepted for the callers' readability).
+        restart would replay from there (``expected`` is accepted for the callers' readability). On a
+        timeout the message has the lag per partition sampled every 15 s, and the workers' last lines.
         """
+        began, samples = time.monotonic(), []
 
         def done() -> bool:
             for name in workers:
                 pid = self.procs.pid(name)
                 assert pid is not None, f"worker {name} died:\n{self.log(name)[-3000:]}"
-            return self.lag() == 0
+            lags = self.lags()
+            if not samples or time.monotonic() - began >= 15 * len(samples):
+                samples.append(f"{time.monotonic() - began:5.0f} s: {sum(lags.values())} "
+                               + str({p: n for p, n in sorted(lags.items()) if n}))
+            return sum(lags.values()) == 0
 
-        wait_until(done, timeout=timeout, what="worker caught up (committed offsets at the ends)", interval=0.5)
+        try:
+            wait_until(done, timeout=timeout, what="worker caught up (committed offsets at the ends)", interval=0.5)
+        except Exception as exc:
+            noise = ("blocking the event loop", "in the clear")
+            tails = "\n".join(f"--- {name}, last lines:\n" + "\n".join(
+                [line for line in self.log(name).splitlines() if not any(n in line for n in noise)][-25:])
+                for name in workers)
+            raise AssertionError(f"{exc}\nlag per partition (records not committed):\n" + "\n".join(samples)
+                                 + f"\n{tails}") from exc
 
     def db(self) -> DriverDatabase:
         return connect(self.settings)
