@@ -177,13 +177,14 @@ def trend(db: Database, last: date, days: int, *, wards: tuple[str, ...] | None,
     first = last - timedelta(days=days - 1)
     scanned = scan_days(db, venue_ids, first - timedelta(days=silent_days - 1), last,
                         utc_offset_minutes=utc_offset_minutes, max_stay_minutes=max_stay_minutes)
+    per_row = [linked.get(e.roster_id, []) for e in roster]
     out: list[dict[str, object]] = []
     for i in range(days):
         day = first + timedelta(days=i)
         _, day_end = day_bounds(day, utc_offset_minutes)
         counts = dict.fromkeys(STATUSES, 0)
-        for e in roster:
-            ids = [v for v in linked.get(e.roster_id, []) if registered[v] < day_end]
+        for venues_of_row in per_row:
+            ids = [v for v in venues_of_row if registered[v] < day_end]
             counts[status_of(ids, scanned, day, silent_days)] += 1
         out.append({"date": day.isoformat(), **counts})
     return out

@@ -15,6 +15,7 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 from truyvet.events import Category
@@ -53,8 +54,8 @@ class Establishment:
     name: str
     address: str
 
-    @property
-    def roster_id(self) -> str:
+    @cached_property
+    def roster_id(self) -> str:  # computed once: reports ask for it per row and per day
         return roster_id(self.ward_code, self.name, self.address)
 
 
