@@ -47,15 +47,21 @@ class OwnStack:
     url: str
 
 
-@pytest.fixture()
-def own_stack(infra: CommonSettings, db, tmp_path: Path) -> Iterator[OwnStack]:
-    """Own Kafka (own data dir and ports) and an ingest process pointed at it, answering 503 after 3 s."""
+def _own_broker(infra: CommonSettings, tmp_path: Path, prefix: str) -> tuple[CommonSettings, _Kafka]:
+    """A Kafka broker of the test's own (own data dir and ports, the jars `make install` fetched), started."""
     settings = CommonSettings(data_dir=tmp_path, kafka_bootstrap=f"127.0.0.1:{free_port()}",
-                              kafka_controller_port=free_port(), topic_prefix=f"{infra.topic_prefix}restart-")
+                              kafka_controller_port=free_port(), topic_prefix=f"{infra.topic_prefix}{prefix}")
     (tmp_path / "kafka").mkdir()
     (tmp_path / "kafka" / "libs").symlink_to(infra.data_dir / "kafka" / "libs")
     kafka = _Kafka(settings)
     kafka.start(timeout=120)
+    return settings, kafka
+
+
+@pytest.fixture()
+def own_stack(infra: CommonSettings, db, tmp_path: Path) -> Iterator[OwnStack]:
+    """Own Kafka (own data dir and ports) and an ingest process pointed at it, answering 503 after 3 s."""
+    settings, kafka = _own_broker(infra, tmp_path, "restart-")
     procs = ProcessDir(tmp_path)
     try:
         ensure_topics(settings)
@@ -181,12 +187,7 @@ def test_services_may_use_their_topics_once_a_fresh_broker_has_them(infra: Commo
     and ACLs made by ``ensure_topics`` are usable by the accounts the moment it returns."""
     from aiokafka import AIOKafkaConsumer
 
-    settings = CommonSettings(data_dir=tmp_path, kafka_bootstrap=f"127.0.0.1:{free_port()}",
-                              kafka_controller_port=free_port(), topic_prefix=f"{infra.topic_prefix}fresh-")
-    (tmp_path / "kafka").mkdir()
-    (tmp_path / "kafka" / "libs").symlink_to(infra.data_dir / "kafka" / "libs")
-    kafka = _Kafka(settings)
-    kafka.start(timeout=120)
+    settings, kafka = _own_broker(infra, tmp_path, "fresh-")
     try:
         ensure_topics(settings)
 
