@@ -3,9 +3,9 @@
 A card is for a person without a smartphone or chip ID card. Its QR code carries only a new random
 pseudonymous person id, signed (truyvet/cards.py); the name and ward go to the restricted
 ``person_details`` store (what health roles of that ward read through the trace API), the phone and the
-issued payload to ``person_cards``. Issuing and printing are for the health center of the person's
-ward, registrars and admins; a health center of another ward gets 403. Every print of a card (it shows
-the name) is written to the audit log.
+issued payload to ``person_cards``, both in ``<db>_personal``; the ward also to ``person_wards``.
+Issuing and printing are for the health center of the person's ward, registrars and admins; a health
+center of another ward gets 403. Every print of a card (it shows the name) is written to the audit log.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import qrcode
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
-from ingest.persons import COLUMNS as DETAIL_COLUMNS
+from ingest.persons import save_details
 from ingest.poster import DPI
 from truyvet.auth import Principal, Role
 from truyvet.posters import font_path
+from truyvet.schema.databases import audit_database, personal
 from truyvet.schema.db import Database
 from truyvet.web import ApiError
 
@@ -52,24 +53,26 @@ def may_handle(principal: Principal, ward_code: str) -> None:
 def store_card(db: Database, *, person_id: str, ward_code: str, full_name: str, phone: str, payload: str,
                key_id: str, issued_by: str) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    db.insert("person_details", DETAIL_COLUMNS, [(person_id, full_name, "", "", "", ward_code, "card", now)])
-    db.insert("person_cards", ["person_id", "residence_ward_code", "phone", "card_payload", "key_id", "issued_by",
-                               "issued_at"], [(person_id, ward_code, phone, payload, key_id, issued_by, now)])
+    save_details(db, [(person_id, full_name, "", "", "", ward_code, "card", now)])
+    db.insert(personal(db.name, "person_cards"),
+              ["person_id", "residence_ward_code", "phone", "card_payload", "key_id", "issued_by", "issued_at"],
+              [(person_id, ward_code, phone, payload, key_id, issued_by, now)])
 
 
 def load_card(db: Database, person_id: str) -> CardRecord | None:
-    rows = db.execute("SELECT person_id, residence_ward_code, card_payload FROM person_cards FINAL "
-                      "WHERE person_id = %(p)s", {"p": person_id})
+    rows = db.execute("SELECT person_id, residence_ward_code, card_payload "
+                      f"FROM {personal(db.name, 'person_cards')} FINAL WHERE person_id = %(p)s", {"p": person_id})
     if not rows:
         return None
-    names = db.execute("SELECT full_name FROM person_details FINAL WHERE person_id = %(p)s", {"p": person_id})
+    names = db.execute(f"SELECT full_name FROM {personal(db.name, 'person_details')} FINAL WHERE person_id = %(p)s",
+                       {"p": person_id})
     return CardRecord(str(rows[0][0]), str(rows[0][1]), str(names[0][0]) if names else "", str(rows[0][2]))
 
 
 def audit_print(db: Database, principal: Principal, person_id: str) -> None:
     """The audit log's entry for a card print (the trace API's vocabulary: ``person.read``)."""
     # the log's own database (migration 0070; trace_api/audit.py writes the same table)
-    db.insert(f"{db.name}_audit.audit_log", AUDIT_COLUMNS, [(
+    db.insert(f"{audit_database(db.name)}.audit_log", AUDIT_COLUMNS, [(
         datetime.now(UTC).replace(microsecond=0), principal.actor, principal.role.value, principal.ward_code,
         "person.read", "", orjson.dumps({"persons": [person_id], "what": "card.png"}).decode(), 1,
         "printing a personal card")])

@@ -23,6 +23,7 @@ from starlette.datastructures import State
 from ingest.exceptions import KafkaUnavailable
 from ingest.intake import unavailable
 from ingest.pseudonym import CccdError, parse_cccd, pseudonym
+from truyvet.alerts import residence_wards
 from truyvet.auth import Principal
 from truyvet.events import Alert, AlertKind, PersonId, Topics, UtcSecond, VenueId
 from truyvet.schema.db import DatabaseError
@@ -89,9 +90,7 @@ def alert_id(declaration_id: str) -> str:
 
 
 def _residence_ward(state: State, person_id: str) -> str:
-    rows = state.records.execute(
-        "SELECT residence_ward_code FROM person_details FINAL WHERE person_id = %(p)s", {"p": person_id})
-    return str(rows[0][0]) if rows else ""
+    return residence_wards(state.records, [person_id]).get(person_id, "")
 
 
 async def declare(state: State, body: DeclarationIn, principal: Principal) -> DeclarationAccepted:

@@ -1,4 +1,5 @@
-"""Personal details from CCCD cards, kept in the restricted ``person_details`` table by pseudonym.
+"""Personal details from CCCD cards, kept in the restricted ``<db>_personal.person_details`` store by
+pseudonym, and the residence ward alone in ``person_wards`` (what the worker's ward rule reads).
 
 The ID number itself is never part of a row. The residence ward is the loaded ward or commune that
 the card's permanent address names (``"..., Phường Đức Xuân, Thành phố Bắc Kạn, ..."``), or ``""``.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ingest.pseudonym import CccdCard
+from truyvet.schema.databases import personal
 from truyvet.schema.db import Database
 
 logger = logging.getLogger(__name__)
@@ -82,8 +84,18 @@ def _strip_prefix(segment: str) -> str:
     return segment
 
 
+WARD_COLUMNS = ["person_id", "residence_ward_code", "updated_at"]
 CONFLICT_COLUMNS = ["person_id", "full_name", "birth_date", "sex", "address", "residence_ward_code",
                     "stored_ward_code", "reported_by", "received_at"]
+
+
+def save_details(db: Database, rows: Sequence[Sequence[object]]) -> int:
+    """Write personal details (rows of :data:`COLUMNS`): first each person's residence ward into
+    ``person_wards`` (so a retry after a failure writes both), then the details into the personal store."""
+    if not rows:
+        return 0
+    db.insert("person_wards", WARD_COLUMNS, [(r[0], r[5], r[7]) for r in rows])
+    return db.insert(personal(db.name, "person_details"), COLUMNS, rows)
 
 
 class PersonDetailsStore:
@@ -115,8 +127,9 @@ class PersonDetailsStore:
     def _stored_details(self, persons: set[str]) -> dict[str, tuple[tuple[str, ...], str]]:
         """person -> ((name, birth, sex, address), residence ward) of those already stored."""
         rows = self._db.execute(
-            "SELECT person_id, full_name, birth_date, sex, address, residence_ward_code FROM person_details FINAL "
-            "WHERE person_id IN %(p)s", {"p": tuple(sorted(persons))})
+            "SELECT person_id, full_name, birth_date, sex, address, residence_ward_code "
+            f"FROM {personal(self._db.name, 'person_details')} FINAL WHERE person_id IN %(p)s",
+            {"p": tuple(sorted(persons))})
         return {str(r[0]): (tuple(map(str, r[1:5])), str(r[5])) for r in rows}
 
     def save(self, cards: Sequence[tuple[str, CccdCard]], *, reported_by: str = "") -> tuple[int, int]:
@@ -157,10 +170,11 @@ class PersonDetailsStore:
                 self._conflicts.clear()
             try:
                 if conflicts:
-                    self._db.insert("person_details_conflicts", CONFLICT_COLUMNS, conflicts)
+                    self._db.insert(personal(self._db.name, "person_details_conflicts"), CONFLICT_COLUMNS,
+                                    conflicts)
                     logger.warning("%d card(s) disagree with stored personal details; kept for the health "
                                    "center to resolve", len(conflicts))
-                return self._db.insert("person_details", COLUMNS, rows), len(conflicts)
+                return save_details(self._db, rows), len(conflicts)
             except Exception:
                 for row in rows:
                     self._stored.pop(str(row[0]), None)

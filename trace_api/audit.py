@@ -28,6 +28,7 @@ import orjson
 
 from truyvet.auth import Principal
 from truyvet.redact import scrub
+from truyvet.schema.databases import audit_database
 from truyvet.schema.db import Database
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ PERSON_ERASE = "person.erase"
 
 def audit_table(db: Database) -> str:
     """``<database>_audit.audit_log``: the log's own database (migration 0070)."""
-    return f"{db.name}_audit.audit_log"
+    return f"{audit_database(db.name)}.audit_log"
 
 
 def record(

@@ -1,8 +1,10 @@
 """``truyvet person erase ID``: remove a person's personal details and phone (a ``truyvet.commands`` entry).
 
-Both restricted stores lose every row of the person (``ALTER TABLE ... DELETE``, waited for until the
-server has applied it); the phone is hidden from every reader at once. The audit log keeps that it
-happened (who ran it, when, the pseudonymous id, how many rows each store held), never the data.
+Every personal store (``<db>_personal``: details, conflicting cards, phones, printed cards) and the
+residence ward kept for the worker (``person_wards``) lose every row of the person (``ALTER TABLE ...
+DELETE``, waited for until the server has applied it); the phone is hidden from every reader at once.
+The audit log keeps that it happened (who ran it, when, the pseudonymous id, how many rows each store
+held), never the data.
 """
 
 from __future__ import annotations
@@ -17,11 +19,22 @@ from trace_api import audit, phones
 from truyvet.auth import Principal, Role
 from truyvet.events import is_raw_id_number
 from truyvet.schema import connect
+from truyvet.schema.databases import PERSONAL_TABLES, personal_database
 from truyvet.schema.db import Database
 from truyvet.schema.replicas import every_server, leading
 from truyvet.settings import common_settings
 
-STORES = ("person_details", "person_contacts")
+STORES = (*PERSONAL_TABLES, "person_wards")
+
+
+def _where(db: Database, table: str) -> tuple[str, str]:
+    """(database, table) of a store: the personal ones in ``<db>_personal``, the ward in the data database."""
+    return (personal_database(db.name) if table in PERSONAL_TABLES else db.name), table
+
+
+def _held(db: Database, person_id: str) -> dict[str, int]:
+    return {t: int(db.execute(f"SELECT count() FROM {'.'.join(_where(db, t))} WHERE person_id = %(p)s",
+                              {"p": person_id})[0][0]) for t in STORES}
 
 
 def erase(db: Database, person_id: str, *, actor: str, timeout: float = 120.0,
@@ -32,17 +45,16 @@ def erase(db: Database, person_id: str, *, actor: str, timeout: float = 120.0,
         local tables, on the replica leading each shard (truyvet/schema/replicas.py); a ``Distributed``
         table takes no ``ALTER ... DELETE``.
     """
-    held = {t: int(db.execute(f"SELECT count() FROM {t} WHERE person_id = %(p)s", {"p": person_id})[0][0])
-            for t in STORES}
+    held = _held(db, person_id)
     if held["person_contacts"]:
         phones.delete_phone(db, person_id)  # no reader sees the phone from now on, before the rows go
     for table in STORES:
         if held[table] or table == "person_contacts":
-            for server, target in leading(db, servers, db.name, table):
-                server.execute(f"ALTER TABLE {db.name}.{target} DELETE WHERE person_id = %(p)s", {"p": person_id})
+            database, _ = _where(db, table)
+            for server, target in leading(db, servers, database, table):
+                server.execute(f"ALTER TABLE {database}.{target} DELETE WHERE person_id = %(p)s", {"p": person_id})
     deadline = time.monotonic() + timeout
-    while any(int(db.execute(f"SELECT count() FROM {t} WHERE person_id = %(p)s", {"p": person_id})[0][0])
-              for t in STORES):
+    while any(_held(db, person_id).values()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"the server has not applied the erasure of {person_id} within {timeout:.0f}s")
         time.sleep(0.2)
@@ -70,4 +82,5 @@ def erase_command(person_id: str) -> None:
     finally:
         db.close()
     click.echo(f"erased {person_id}: personal details {held['person_details']} rows, "
-               f"phone {held['person_contacts']} rows")
+               f"phone {held['person_contacts']} rows, conflicting cards {held['person_details_conflicts']} rows, "
+               f"printed cards {held['person_cards']} rows, residence ward {held['person_wards']} rows")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from truyvet.events import Visit
+from truyvet.schema.databases import personal
 from truyvet.schema.db import Database
 
 # Times as epoch seconds straight from the server: no datetime objects per row on the client.
@@ -168,14 +169,14 @@ PERSONAL_FIELDS = ("full_name", "birth_date", "sex", "address")
 def person_details(db: Database, persons: Iterable[str]) -> dict[str, dict[str, Any]]:
     """person_id -> {full_name, birth_date, sex, address, residence_ward_code} from the restricted store.
 
-    The store is ``person_details``, filled by ingest from CCCD scans.
+    The store is ``<db>_personal.person_details``, filled by ingest from CCCD scans and printed cards.
     """
     ids = tuple(sorted(set(persons)))
     if not ids:
         return {}
     rows = db.execute(
         "SELECT person_id, full_name, birth_date, sex, address, residence_ward_code "
-        "FROM person_details FINAL WHERE person_id IN %(ids)s",
+        f"FROM {personal(db.name, 'person_details')} FINAL WHERE person_id IN %(ids)s",
         {"ids": ids},
     )
     return {
@@ -240,7 +241,8 @@ def detail_conflicts(db: Database, ward_code: str | None, limit: int) -> list[di
     columns = ["person_id", "full_name", "birth_date", "sex", "address", "residence_ward_code", "stored_ward_code",
                "reported_by", "received_at"]
     where = "" if ward_code is None else "WHERE stored_ward_code = %(w)s OR residence_ward_code = %(w)s"
-    rows = db.execute(f"SELECT {', '.join(columns)} FROM person_details_conflicts {where} "
+    table = personal(db.name, "person_details_conflicts")
+    rows = db.execute(f"SELECT {', '.join(columns)} FROM {table} {where} "
                       "ORDER BY received_at DESC, person_id LIMIT %(n)s", {"w": ward_code or "", "n": limit})
     return [dict(zip(columns, row, strict=True)) for row in rows]
 

@@ -25,12 +25,13 @@ def alert_id(case_id: str, person_id: str) -> str:
 
 
 def residence_wards(db: Database, persons: Iterable[str]) -> dict[str, str]:
-    """Residence ward of each person where known (``person_details``, kept by ingest from CCCD scans)."""
+    """Residence ward of each person where known (``person_wards``, kept by ingest beside the personal
+    details of CCCD scans and printed cards; the worker's account cannot read the details themselves)."""
     ids = tuple(sorted(set(persons)))
     if not ids:
         return {}
     rows = db.execute(
-        "SELECT person_id, residence_ward_code FROM person_details FINAL WHERE person_id IN %(ids)s",
+        "SELECT person_id, residence_ward_code FROM person_wards FINAL WHERE person_id IN %(ids)s",
         {"ids": ids},
     )
     return {str(p): str(w) for p, w in rows if w}

@@ -20,6 +20,7 @@ import pytest
 
 from tests.benchmarks.report import write_section
 from truyvet.auth import Role
+from truyvet.schema.databases import personal
 
 pytestmark = pytest.mark.benchmark
 
@@ -48,7 +49,8 @@ def _load(db, ward: str) -> None:  # noqa: ANN001
     db.execute(f"INSERT INTO follow_ups ({cols}) SELECT concat('BW', toString(number % 50)), "
                "concat('ocase', toString(number % 200)), concat('op', toString(number)), 1, 'new', '', now(), now(), "
                f"'system', '', 0 FROM system.numbers LIMIT {OTHERS}")
-    db.execute("INSERT INTO person_contacts (person_id, phone, consent, updated_at, deleted, version) "
+    db.execute(f"INSERT INTO {personal(db.name, 'person_contacts')} "
+               "(person_id, phone, consent, updated_at, deleted, version) "
                "SELECT concat('bp', toString(number * 10)), concat('09', toString(10000000 + number)), 1, now(), 0, 1 "
                f"FROM system.numbers LIMIT {CONTACTS // 10}")
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from importlib import resources
 
 from truyvet.schema.cluster import ClusterSchema
+from truyvet.schema.databases import audit_database, companions, personal_database
 from truyvet.schema.db import Database
 
 logger = logging.getLogger(__name__)
@@ -46,15 +47,17 @@ def migrations() -> list[Migration]:
 
 
 def render_statement(statement: str, database: str) -> str:
-    """Fill ``{audit_database}``: the audit log's database, named after the data database."""
-    return statement.replace("{audit_database}", f"{database}_audit")
+    """Fill ``{audit_database}`` and ``{personal_database}``: the databases kept apart, named after the
+    data database (truyvet/schema/databases.py)."""
+    return (statement.replace("{audit_database}", audit_database(database))
+            .replace("{personal_database}", personal_database(database)))
 
 
 def drop_database(db: Database, name: str) -> None:
-    """Drop a database and its audit database (tests and benchmarks clean up with this); the audit one
+    """Drop a database and those kept apart beside it (tests and benchmarks clean up with this); those
     first: a chdb client names its own database before every statement."""
-    db.execute(f"DROP DATABASE IF EXISTS {name}_audit")
-    db.execute(f"DROP DATABASE IF EXISTS {name}")
+    for each in (*companions(name), name):
+        db.execute(f"DROP DATABASE IF EXISTS {each}")
 
 
 MIGRATIONS_TABLE = (

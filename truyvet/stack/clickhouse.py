@@ -13,9 +13,10 @@ from pathlib import Path
 from truyvet import secretstore
 from truyvet.exceptions import StackError
 from truyvet.schema import apply_migrations, connect
+from truyvet.schema.databases import companions
 from truyvet.schema.db import DriverDatabase
 from truyvet.settings import PROJECT_ROOT, CommonSettings
-from truyvet.stack.clickhouse_users import audit_database, render_users_xml
+from truyvet.stack.clickhouse_users import render_users_xml
 from truyvet.stack.processes import ProcessDir, lax_umask, port_open, wait_until
 
 logger = logging.getLogger(__name__)
@@ -115,9 +116,10 @@ class ClickHouseNode:
         return (self.home / "users.xml").exists() and self.procs.pid(self.name) is not None
 
     def allow_retention(self, database: str, *, wait: bool = False) -> None:
-        """Let the retention account drop partitions in ``database`` (a test's own database, say); the
-        list keeps only databases that still exist. The server reads users.xml again within seconds:
-        ``wait`` until it has (the worker's retention otherwise just retries at its next check)."""
+        """Let the accounts held to listed databases (retention, worker, dispatcher: clickhouse_users.py)
+        use ``database`` (a test's own database, say); the list keeps only databases that still exist. The
+        server reads users.xml again within seconds: ``wait`` until it has (a worker or dispatcher started
+        before would be refused the database)."""
         if not self.manages_users():
             return
         if database not in self.listed_retention_databases():
@@ -204,10 +206,11 @@ def _write_private(path: Path, text: str) -> None:
     path.chmod(0o600)
 
 
-def ensure_database(settings: CommonSettings, *, wait_for_accounts: bool = False) -> DriverDatabase:
+def ensure_database(settings: CommonSettings, *, wait_for_accounts: bool = True) -> DriverDatabase:
     """Create the configured database if missing and apply the migrations (as the admin); return an
-    admin client on it. The retention account is let into it (never into its audit database);
-    ``wait_for_accounts``: until the server has read that change."""
+    admin client on it. The accounts held to listed databases are let into it (never into its audit
+    database; retention also into its personal one); ``wait_for_accounts``: until the server has read
+    that change (a check of one connection when the database was listed already)."""
     on_cluster = f" ON CLUSTER {settings.clickhouse_cluster}" if settings.clustered else ""
     admin = settings.as_account(clickhouse="admin")
     bootstrap = connect(admin, database="system")
@@ -233,7 +236,7 @@ def drop_databases(settings: CommonSettings, database: str | None = None) -> Non
     name = database or settings.clickhouse_database
     db = connect(settings.as_account(clickhouse="admin"), database="system")
     try:
-        for each in (name, audit_database(name)):  # migration 0070 keeps the audit log apart
+        for each in (*companions(name), name):  # migrations 0070 and 0094 keep audit and personal apart
             db.execute(f"DROP DATABASE IF EXISTS {each}{on_cluster}")
     finally:
         db.close()

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from ingest.persons import save_details
 from streams.alerting.cli import webhook
 from tests.integration.alerts.receiver import Receiver, metric, wait_for
 from truyvet.alerts import alert_id
@@ -111,20 +112,7 @@ def test_contacts_in_three_wards_get_one_signed_alert_each_at_their_ward(service
         t0 = now - timedelta(hours=8)
         case, a1, a2, b1, c1, resident, f2, far = (_person() for _ in range(8))
         # `resident` meets the case in ward A but lives in ward C (person_details): alerted to C.
-        db.insert(
-            "person_details",
-            [
-                "person_id",
-                "full_name",
-                "birth_date",
-                "sex",
-                "address",
-                "residence_ward_code",
-                "source",
-                "updated_at",
-            ],
-            [(resident, "", "", "", "", WARD_C, "test", now)],
-        )
+        save_details(db, [(resident, "", "", "", "", WARD_C, "test", now)])
         _post_scans(
             http,
             services,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ingest.persons import save_details
 from streams.alerting.delivery import ALERT_COLUMNS, Status, alert_row, known_states
 from streams.alerting.webhooks import set_webhook, webhooks
 from trace_api.alerts import list_alerts
@@ -92,20 +93,7 @@ def test_webhooks_replace_per_ward_and_residence_wins_over_venue(any_db) -> None
         ],
         [(venue, "Chợ", "market_shop", "VENUE_WARD", "", "", 0, now, now, now, now)],
     )
-    any_db.insert(
-        "person_details",
-        [
-            "person_id",
-            "full_name",
-            "birth_date",
-            "sex",
-            "address",
-            "residence_ward_code",
-            "source",
-            "updated_at",
-        ],
-        [(resident, "", "", "", "", "HOME_WARD", "test", now)],
-    )
+    save_details(any_db, [(resident, "", "", "", "", "HOME_WARD", "test", now)])
     assert residence_wards(any_db, [resident, visitor]) == {resident: "HOME_WARD"}
     assert addressee_wards(any_db, {resident: venue, visitor: venue}) == {
         resident: "HOME_WARD",

@@ -13,6 +13,7 @@ import httpx
 import orjson
 import pytest
 
+from ingest.persons import save_details
 from tests.integration.alerts.receiver import wait_for
 from tests.integration.alerts.test_alert_delivery import _person, _post_scans, _register, _scan, _venue, _visits_of
 from tests.integration.followups.test_followup_lists import new_ward
@@ -115,11 +116,9 @@ def test_a_citizen_sees_their_exposure_and_gives_a_phone_only_their_health_cente
     assert reads and all(orjson.loads(p) == {"persons": [me]} and w == ward for _, w, p in reads)
 
     # A residence known elsewhere wins over the exposure venue's ward: this ward no longer reads it.
-    db.insert("person_details", ["person_id", "full_name", "birth_date", "sex", "address", "residence_ward_code",
-                                 "source", "updated_at"],
-              [(me, "Nguyễn Văn Thử", "1990-01-01", "Nam", "Xã Thử", other_ward, "test", datetime.now(UTC))])
+    save_details(db, [(me, "Nguyễn Văn Thử", "1990-01-01", "Nam", "Xã Thử", other_ward, "test", datetime.now(UTC))])
     assert _follow_ups(http, url, mine, case_id)[me]["phone"] is None
-    db.execute("ALTER TABLE person_details DELETE WHERE person_id = %(p)s", {"p": me})
+    db.execute("ALTER TABLE person_wards DELETE WHERE person_id = %(p)s", {"p": me})
     wait_for(lambda: _follow_ups(http, url, mine, case_id)[me]["phone"] == "0912345678", timeout=30,
              what="details removed")
 

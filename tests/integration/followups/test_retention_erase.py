@@ -1,7 +1,7 @@
 """Retention of personal and case records and erasure (README, "Retention"), on ClickHouse 18.16 and current
 ClickHouse: each store keeps rows for its period and no longer; the audit log goes by whole months;
-``truyvet person erase`` removes a person's personal details and phone and the audit keeps only that it
-happened."""
+``truyvet person erase`` removes a person's personal details, phone, conflicting and printed cards and
+residence ward, and the audit keeps only that it happened."""
 
 from __future__ import annotations
 
@@ -13,17 +13,24 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from ingest.persons import CONFLICT_COLUMNS, save_details
 from streams.config import StreamsSettings
 from streams.retention import expired_months, rules, sweep, sweep_in
 from streams.retention_cli import retention
 from trace_api import audit, phones
 from trace_api.erase import erase, person
 from truyvet.followups import COLUMNS as FOLLOWUP_COLUMNS
+from truyvet.schema.databases import PERSONAL_TABLES, personal
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
-DETAILS = ["person_id", "full_name", "birth_date", "sex", "address", "residence_ward_code", "source", "updated_at"]
+CARD_COLUMNS = ["person_id", "residence_ward_code", "phone", "card_payload", "key_id", "issued_by", "issued_at"]
+
+
+def _q(db, table: str) -> str:  # noqa: ANN001
+    """A store's name as a query names it: the personal ones in ``<db>_personal``."""
+    return personal(db.name, table) if table in PERSONAL_TABLES else table
 
 
 def _wait_gone(db, sql: str, params: dict) -> None:  # noqa: ANN001
@@ -38,16 +45,21 @@ def test_each_store_keeps_its_period_and_no_longer(any_db) -> None:
     old, kept = f"old{tag}", f"new{tag}"
     s = StreamsSettings()
     ages = {r.table: r.days for r in rules(s)}
-    assert ages == {"person_details": 28, "person_contacts": 60, "citizens": 365, "cases": 90, "alerts": 90,
-                    "follow_ups": 90, "audit_log": 730}  # the documented defaults
+    assert ages == {"person_details": 28, "person_details_conflicts": 28, "person_wards": 28, "person_contacts": 60,
+                    "person_cards": 60, "citizens": 365, "cases": 90, "alerts": 90, "follow_ups": 90,
+                    "audit_log": 730}  # the documented defaults
 
     def at(table: str, older: bool) -> datetime:
         return NOW - timedelta(days=ages[table] + 1 if older else ages[table] - 1)
 
     for who, older in ((old, True), (kept, False)):
-        any_db.insert("person_details", DETAILS, [(who, "Trần Thị Thử", "1990-01-01", "Nữ", "", "01834", "t",
-                                                   at("person_details", older))])
-        any_db.insert("person_contacts", phones.COLUMNS, [(who, "0912345678", 1, at("person_contacts", older), 0, 1)])
+        save_details(any_db, [(who, "Trần Thị Thử", "1990-01-01", "Nữ", "", "01834", "t", at("person_details", older))])
+        any_db.insert(_q(any_db, "person_details_conflicts"), CONFLICT_COLUMNS,
+                      [(who, "Kẻ Khác", "1991-01-01", "Nữ", "", "01834", "01834", "d", at("person_details", older))])
+        any_db.insert(_q(any_db, "person_contacts"), phones.COLUMNS,
+                      [(who, "0912345678", 1, at("person_contacts", older), 0, 1)])
+        any_db.insert(_q(any_db, "person_cards"), CARD_COLUMNS,
+                      [(who, "01834", "0912345678", "card", "k1", "t", at("person_cards", older))])
         any_db.insert("citizens", ["secret_hash", "person_id", "created_at", "deleted", "version"],
                       [(f"h{who}", who, at("citizens", older), 0, 1)])
         any_db.insert("cases", ["case_id", "person_id", "infectious_from", "infectious_to", "label", "created_by",
@@ -67,11 +79,10 @@ def test_each_store_keeps_its_period_and_no_longer(any_db) -> None:
 
     removed = sweep_in(any_db, rules(s), now=NOW)
     assert all(removed[t] >= 1 for t in ages), removed
-    where = {"person_details": "person_id", "person_contacts": "person_id", "citizens": "person_id",
-             "cases": "person_id", "alerts": "person_id", "follow_ups": "person_id"}
-    for table, column in where.items():
-        _wait_gone(any_db, f"SELECT count() FROM {table} WHERE {column} = %(p)s", {"p": old})
-        assert any_db.execute(f"SELECT count() FROM {table} WHERE {column} = %(p)s", {"p": kept})[0][0] == 1, table
+    for table in (t for t in ages if t != "audit_log"):
+        _wait_gone(any_db, f"SELECT count() FROM {_q(any_db, table)} WHERE person_id = %(p)s", {"p": old})
+        assert any_db.execute(f"SELECT count() FROM {_q(any_db, table)} WHERE person_id = %(p)s",
+                              {"p": kept})[0][0] == 1, table
     rows = any_db.execute(f"SELECT at FROM {audit.audit_table(any_db)} WHERE actor = %(a)s", {"a": tag})
     assert [r[0].replace(tzinfo=UTC) for r in rows] == [NOW - timedelta(days=700)]
     assert sweep_in(any_db, rules(s), now=NOW)["person_details"] == 0  # nothing left to delete: no mutation
@@ -85,19 +96,25 @@ def test_only_whole_months_before_the_cutoff_go() -> None:
 def test_person_erase_removes_details_and_phone_and_audits_that_it_happened(any_db) -> None:
     who, other = f"p{uuid.uuid4().hex[:10]}", f"p{uuid.uuid4().hex[:10]}"
     for p in (who, other):
-        any_db.insert("person_details", DETAILS, [(p, "Lê Văn Xoá", "1980-05-05", "Nam", "Tổ 3, Phường Đức Xuân",
-                                                   "01834", "cccd", NOW)])
+        save_details(any_db, [(p, "Lê Văn Xoá", "1980-05-05", "Nam", "Tổ 3, Phường Đức Xuân", "01834", "cccd", NOW)])
+        any_db.insert(_q(any_db, "person_details_conflicts"), CONFLICT_COLUMNS,
+                      [(p, "Lê Văn Khác", "1980-05-05", "Nam", "Tổ 4", "01834", "01834", "d", NOW)])
+        any_db.insert(_q(any_db, "person_cards"), CARD_COLUMNS, [(p, "01834", "0987654321", "card", "k1", "t", NOW)])
         phones.set_phone(any_db, p, "0987654321")
     held = erase(any_db, who, actor="cli:test")
-    assert held == {"person_details": 1, "person_contacts": 1}
-    for table in ("person_details", "person_contacts"):
-        assert any_db.execute(f"SELECT count() FROM {table} WHERE person_id = %(p)s", {"p": who})[0][0] == 0
-        assert any_db.execute(f"SELECT count() FROM {table} WHERE person_id = %(p)s", {"p": other})[0][0] >= 1
+    stores = {"person_details": 1, "person_details_conflicts": 1, "person_contacts": 1, "person_cards": 1,
+              "person_wards": 1}
+    assert held == stores
+    for table in stores:
+        assert any_db.execute(f"SELECT count() FROM {_q(any_db, table)} WHERE person_id = %(p)s",
+                              {"p": who})[0][0] == 0, table
+        assert any_db.execute(f"SELECT count() FROM {_q(any_db, table)} WHERE person_id = %(p)s",
+                              {"p": other})[0][0] >= 1, table
     log = audit.audit_table(any_db)
     (entry,) = any_db.execute(f"SELECT actor, role, params, reason FROM {log} WHERE action = 'person.erase' "
                               "AND params LIKE %(p)s", {"p": f"%{who}%"})
     assert entry[0] == "cli:test" and orjson.loads(entry[2]) == {
-        "person_id": who, "stores": {"person_details": 1, "person_contacts": 1}}
+        "person_id": who, "stores": stores}
     everything = " ".join(str(c) for row in any_db.execute(f"SELECT * FROM {log} WHERE params LIKE %(p)s",
                                                             {"p": f"%{who}%"}) for c in row)
     assert "Lê Văn Xoá" not in everything and "0987654321" not in everything and "Đức Xuân" not in everything
@@ -112,11 +129,11 @@ def test_the_workers_sweep_runs_as_the_retention_account_and_the_operators_run_a
     """The worker's leader sweeps as the retention account (no audit log: out of its reach); ``truyvet
     retention run`` (admin) applies every rule, the audit log's months included."""
     who = f"p{uuid.uuid4().hex[:10]}"
-    db.insert("person_details", DETAILS, [(who, "Hoàng Thị Cũ", "1970-01-01", "Nữ", "", "01834", "t",
-                                           datetime.now(UTC) - timedelta(days=40))])
+    save_details(db, [(who, "Hoàng Thị Cũ", "1970-01-01", "Nữ", "", "01834", "t",
+                       datetime.now(UTC) - timedelta(days=40))])
     removed = sweep(StreamsSettings())
     assert "audit_log" not in removed and removed["person_details"] >= 1
-    _wait_gone(db, "SELECT count() FROM person_details WHERE person_id = %(p)s", {"p": who})
+    _wait_gone(db, f"SELECT count() FROM {_q(db, 'person_details')} WHERE person_id = %(p)s", {"p": who})
     result = CliRunner().invoke(retention, ["run"])
     assert result.exit_code == 0, result.output
     assert "audit_log" in result.output and "person_contacts" in result.output

@@ -14,6 +14,7 @@ from ingest.pseudonym import pseudonym
 from tests.integration.ingest.conftest import scan
 from truyvet.auth import Role
 from truyvet.kafka_clients import client_kwargs
+from truyvet.schema.databases import companions, personal
 
 
 def _card(id_number: str, name: str, address: str) -> str:
@@ -54,14 +55,16 @@ def _kafka_holds(settings, *needles: bytes) -> dict[bytes, list[str]]:
 
 
 def _clickhouse_holds(db, *needles: str) -> dict[str, list[str]]:
-    """Per needle, the tables holding it in any column (one query a table)."""
+    """Per needle, the tables holding it in any column (one query a table), in the data database and
+    those kept apart beside it (personal stores, audit log)."""
     hits: dict[str, list[str]] = {needle: [] for needle in needles}
     columns: dict[str, list[str]] = {}
-    for table, column in db.execute("SELECT table, name FROM system.columns WHERE database = %(d)s",
-                                    {"d": db.name}):
-        columns.setdefault(table, []).append(column)
-    engines = dict(db.execute("SELECT name, engine FROM system.tables WHERE database = %(d)s",
-                              {"d": db.name}))
+    databases = (db.name, *companions(db.name))
+    for database, name, column in db.execute("SELECT database, table, name FROM system.columns "
+                                             "WHERE database IN %(d)s", {"d": databases}):
+        columns.setdefault(f"{database}.{name}", []).append(column)
+    engines = {f"{d}.{n}": e for d, n, e in db.execute("SELECT database, name, engine FROM system.tables "
+                                                      "WHERE database IN %(d)s", {"d": databases})}
     params = {f"n{i}": needle for i, needle in enumerate(needles)}
     for table, cols in columns.items():
         if "View" in engines.get(table, ""):
@@ -72,7 +75,7 @@ def _clickhouse_holds(db, *needles: str) -> dict[str, list[str]]:
         for needle, found in zip(needles, db.execute(f"SELECT {counts} FROM {table}", params)[0], strict=True):
             if found:
                 hits[needle].append(table)
-    assert "person_details" in columns and "visits" in columns
+    assert personal(db.name, "person_details") in columns and f"{db.name}.visits" in columns
     return hits
 
 
@@ -141,7 +144,8 @@ def test_cccd_id_number_is_nowhere_and_details_are_stored(services, token, db, h
 
     rows = {r[0]: r[1:] for r in db.execute(
         "SELECT person_id, full_name, birth_date, sex, address, residence_ward_code "
-        "FROM person_details FINAL WHERE person_id IN (%(a)s, %(b)s)", {"a": person_a, "b": person_b})}
+        f"FROM {personal(db.name, 'person_details')} FINAL WHERE person_id IN (%(a)s, %(b)s)",
+        {"a": person_a, "b": person_b})}
     assert rows[person_a] == ("Hoàng Thị Lụa", "1988-07-05", "Nữ",
                               "Tổ 5, Phường Đức Xuân, Thành phố Bắc Kạn, Bắc Kạn", "01840")
     assert rows[person_b][0] == "Lý Văn Đạt" and rows[person_b][4] == "01852"
@@ -157,5 +161,5 @@ def test_cccd_id_number_is_nowhere_and_details_are_stored(services, token, db, h
         assert in_files[id_number.encode()] == []
     # the greps can find what is there: the pseudonym is in Kafka, ClickHouse and nothing else
     assert in_kafka[pseudonym_a]
-    assert "person_details" in in_clickhouse[person_a]
+    assert personal(db.name, "person_details") in in_clickhouse[person_a]
     assert any(f.startswith("kafka/data/") for f in in_files[pseudonym_a]), in_files[pseudonym_a]

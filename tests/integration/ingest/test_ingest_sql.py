@@ -9,6 +9,7 @@ from ingest.persons import PersonDetailsStore
 from ingest.pseudonym import CccdCard
 from ingest.venues import VenueStore
 from truyvet.events import Category, Venue
+from truyvet.schema.databases import personal
 from truyvet.schema.db import Database
 from truyvet.settings import PROJECT_ROOT
 from truyvet.units import load_units
@@ -30,12 +31,13 @@ def test_person_details_first_write_stands_and_conflicts_are_kept(any_db: Databa
     assert PersonDetailsStore(any_db).save([(person, moved)], reported_by="device-2") == (0, 1)
     assert PersonDetailsStore(any_db).save([(person, card)]) == (0, 0)  # the stored card again: no conflict
     rows = any_db.execute("SELECT full_name, birth_date, residence_ward_code, count() "
-                          "FROM person_details FINAL WHERE person_id = %(p)s "
+                          f"FROM {personal(any_db.name, 'person_details')} FINAL WHERE person_id = %(p)s "
                           "GROUP BY full_name, birth_date, residence_ward_code",
                           {"p": person})
     assert len(rows) == 1 and rows[0][:3] == ("Nông Văn Dền", "1941-03-02", "01837")
     kept = any_db.execute("SELECT full_name, residence_ward_code, stored_ward_code, reported_by "
-                          "FROM person_details_conflicts WHERE person_id = %(p)s", {"p": person})
+                          f"FROM {personal(any_db.name, 'person_details_conflicts')} WHERE person_id = %(p)s",
+                          {"p": person})
     assert [tuple(r) for r in kept] == [("Kẻ Mạo Danh", "01849", "01837", "device-2")]
 
 

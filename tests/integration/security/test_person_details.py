@@ -16,6 +16,7 @@ import httpx
 
 from ingest.pseudonym import pseudonym
 from truyvet.auth import Role
+from truyvet.schema.databases import personal
 
 WARD_STORED, WARD_CARD, WARD_OTHER = "01837", "01849", "01840"
 WIDE = str.maketrans("0123456789|", "０１２３４５６７８９｜")
@@ -48,9 +49,10 @@ def test_the_first_card_stands_and_a_conflicting_one_is_kept_for_the_ward(servic
     r = http.get(f"{services.trace_url}/v1/persons/{person}", headers=token(Role.epidemiologist), params=why)
     assert r.status_code == 200, r.text
     assert (r.json()["full_name"], r.json()["residence_ward_code"]) == ("Hà Thị Thật", WARD_STORED)
-    assert db.execute("SELECT count() FROM person_details WHERE full_name = 'Kẻ Giả Mạo'")[0][0] == 0
+    details = personal(db.name, "person_details")
+    assert db.execute(f"SELECT count() FROM {details} WHERE full_name = 'Kẻ Giả Mạo'")[0][0] == 0
     # The full-width card is the same person: one pseudonym for the name, not two.
-    assert db.execute("SELECT uniqExact(person_id) FROM person_details WHERE full_name = 'Hà Thị Thật'")[0][0] == 1
+    assert db.execute(f"SELECT uniqExact(person_id) FROM {details} WHERE full_name = 'Hà Thị Thật'")[0][0] == 1
 
     def listed(ward: str) -> list[dict[str, object]]:
         r = http.get(f"{services.trace_url}/v1/persons/conflicts", params=why,

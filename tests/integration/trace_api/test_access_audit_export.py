@@ -7,6 +7,7 @@ import io
 import uuid
 from datetime import UTC, datetime
 
+from ingest.persons import save_details
 from tests.integration.trace_api.conftest import (
     T0,
     TraceClient,
@@ -19,12 +20,10 @@ from truyvet.auth import Role
 
 H = 60 * MINUTE
 WARD_A, WARD_B = "01840", "01837"
-PERSON_COLUMNS = ["person_id", "full_name", "birth_date", "sex", "address", "residence_ward_code", "source",
-                  "updated_at"]
 
 
 def _details(t: TraceClient, person: str, ward: str, *, name: str = "Nguyễn Văn An", address: str = "") -> None:
-    t.db.insert("person_details", PERSON_COLUMNS, [(person, name, "1990-01-02", "Nam",
+    save_details(t.db, [(person, name, "1990-01-02", "Nam",
                                                     address or f"phường {ward}", ward, "test",
                                                     datetime.now(UTC).replace(microsecond=0))])
 

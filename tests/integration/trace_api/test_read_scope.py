@@ -12,14 +12,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from ingest.persons import save_details
 from tests.integration.trace_api.conftest import T0, TraceClient, insert_venue, insert_visits
 from tests.unit.trace_api.reference import MINUTE, RefVisit
 from truyvet.auth import Role, create_token
 
 H = 60 * MINUTE
 WARD_A, WARD_B, WARD_C = "01840", "01837", "01834"
-PERSON_COLUMNS = ["person_id", "full_name", "birth_date", "sex", "address", "residence_ward_code", "source",
-                  "updated_at"]
 ALERT_COLUMNS = ["alert_id", "case_id", "person_id", "generation", "ward_code", "venue_id", "created_at", "status",
                  "attempts", "last_error", "delivered_at", "updated_at", "version"]
 
@@ -31,7 +30,7 @@ def _headers(t: TraceClient, role: Role, ward: str = "") -> tuple[dict[str, str]
 
 def _lives(t: TraceClient, person: str, ward: str) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    t.db.insert("person_details", PERSON_COLUMNS, [(person, "Lý Thị Hoa", "1980-05-06", "Nữ", f"phường {ward}",
+    save_details(t.db, [(person, "Lý Thị Hoa", "1980-05-06", "Nữ", f"phường {ward}",
                                                     ward, "test", now)])
 
 

@@ -1,5 +1,6 @@
 """ClickHouse 18.16 accounts (issue 13, item 2): passwords, no ``default``, and no service account can
-alter, delete from, drop or truncate the audit log; the retention account cannot reach it at all."""
+alter, delete from, drop or truncate the audit log; the retention account cannot reach it at all; the
+personal stores are out of the worker's and the dispatcher's reach."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import pytest
 from clickhouse_driver import Client
 
 from truyvet.schema import connect
+from truyvet.schema.databases import PERSONAL_TABLES, audit_database, personal
 from truyvet.schema.db import Database, DatabaseError
 from truyvet.settings import CommonSettings
-from truyvet.stack.clickhouse_users import audit_database
 
 SERVICES = ("ingest", "worker", "trace", "dispatcher", "retention")
 COLUMNS = ["at", "actor", "role", "ward_code", "action", "case_id", "params", "result_count", "reason"]
@@ -123,3 +124,22 @@ def test_truyvet_sql_runs_one_query_as_the_admin(infra: CommonSettings) -> None:
     bad = subprocess.run([sys.executable, "-m", "truyvet.cli", "sql", "SELECT nosuchfunction()"],
                          capture_output=True, text=True, check=False, timeout=60)
     assert bad.returncode == 1 and "nosuchfunction" in bad.stderr.lower() and "Stack trace" not in bad.stderr
+
+
+def test_only_the_doors_and_retention_reach_the_personal_stores(as_account, db: Database,
+                                                               infra: CommonSettings) -> None:
+    """Ingest writes them, the trace API reads them for the health roles, retention deletes expired rows;
+    the worker (which needs a residence ward alone: ``person_wards``) and the dispatcher cannot read them."""
+    name = infra.clickhouse_database
+    db.insert(personal(name, "person_details"), ["person_id", "full_name", "residence_ward_code", "updated_at"],
+              [("pacct", "Tên Thật", "01834", datetime.now(UTC).replace(microsecond=0))])
+    for account in ("ingest", "trace", "retention"):
+        assert as_account(account).execute(
+            f"SELECT full_name FROM {personal(name, 'person_details')} WHERE person_id = 'pacct'") == [("Tên Thật",)]
+    for account in ("worker", "dispatcher"):
+        client = as_account(account)
+        for table in PERSONAL_TABLES:
+            with pytest.raises(DatabaseError) as refused:
+                client.execute(f"SELECT count() FROM {personal(name, table)}")
+            assert refused.value.context["code"] == 291, (account, table, refused.value)  # no access to the database
+        assert client.execute("SELECT count() FROM person_wards WHERE person_id = 'nobody'") == [(0,)]

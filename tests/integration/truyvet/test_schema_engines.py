@@ -29,6 +29,11 @@ def test_every_migration_is_recorded(any_db: Database) -> None:
     assert "audit_log" not in tables
     audit = {row[0] for row in any_db.execute(f"SELECT name FROM system.tables WHERE database = '{any_db.name}_audit'")}
     assert audit == {"audit_log"}
+    # so do the personal stores (migration 0094): the worker's and the dispatcher's accounts cannot read them
+    kept_apart = {row[0] for row in any_db.execute(
+        f"SELECT name FROM system.tables WHERE database = '{any_db.name}_personal'")}
+    assert kept_apart == {"person_details", "person_details_conflicts", "person_contacts", "person_cards"}
+    assert not kept_apart & tables and "person_wards" in tables
 
 
 def test_latest_version_wins_and_deleted_rows_vanish(any_db: Database) -> None:

@@ -75,6 +75,12 @@ def test_users_xml_has_no_default_user_no_clear_password_and_keeps_retention_out
     retention = users.split("<retention>")[1].split("</retention>")[0]
     assert "<database>truyvet</database>" in retention and "<database>other</database>" in retention
     assert "_audit" not in retention and "<profile>maintenance</profile>" in retention
+    assert "<database>truyvet_personal</database>" in retention and "<database>other_personal</database>" in retention
+    for account in ("worker", "dispatcher"):  # the data databases alone: no audit, no personal stores
+        listed = users.split(f"<{account}>")[1].split(f"</{account}>")[0]
+        assert listed.count("<database>") == 2 and "<database>truyvet</database>" in listed, listed
+    for account in ("ingest", "trace"):  # every database: they write and read the personal stores and the audit
+        assert "allow_databases" not in users.split(f"<{account}>")[1].split(f"</{account}>")[0]
     for account in ("ingest", "worker", "trace", "dispatcher"):
         assert "<profile>service</profile>" in users.split(f"<{account}>")[1].split(f"</{account}>")[0]
     assert "<allow_ddl>0</allow_ddl>" in xml.split("<service>")[1].split("</service>")[0]
