@@ -31,6 +31,9 @@ class IngestSettings(CommonSettings):
     # Per-token token bucket on scan intake, counted in scans (a batch of N costs N).
     rate_limit_scans_per_second: float = Field(2_000.0, gt=0)
     rate_limit_burst: int = Field(20_000, ge=1)
+    # A citizen's own health declarations (their app's secret): at most this many a day each, so one
+    # phone cannot flood its ward health station with declaration alerts (429 with Retry-After beyond).
+    citizen_declarations_per_day: int = Field(10, ge=1)
     # scan_ids confirmed by Kafka that this process remembers, to answer a resend as a duplicate.
     recent_scan_ids: int = Field(500_000, ge=0)
 

@@ -1,12 +1,16 @@
 """Health declarations (Decision 2666/QĐ-BYT; docs/api.md, "Health declarations").
 
 A venue's device (or a health worker's) sends one for a person identified like a scan (``person_id``,
-``cccd_qr`` turned into the pseudonym at once, or a printed card's ``person_qr``). Stored pseudonymously
-in ``declarations`` (no name, no ID number; dropped by day after the retention period, like visits). A
-declaration with a symptom or contact with a case raises one alert of kind ``declaration`` to the
-health center of the person's residence ward (known from a CCCD card or a printed card), else of the
-venue's ward: produced to the ``alerts`` topic, so the dispatcher delivers it to the ward's webhook and
-records it for ``GET /v1/alerts`` exactly like a contact alert.
+``cccd_qr`` turned into the pseudonym at once, or a printed card's ``person_qr``); a citizen sends their
+own with their app's secret (``POST /v1/citizens``), naming no one else (at most
+``citizen_declarations_per_day`` a day each). Stored pseudonymously in ``declarations`` (no name, no ID
+number; dropped by day after the retention period, like visits). A declaration with a symptom or
+contact with a case raises one alert of kind ``declaration`` to the health center of the person's
+residence ward (known from a CCCD card or a printed card), else of the ward the declaration gives
+(``ward_code``: where the person lives now), else of the venue's ward; one that needs a call with none
+of these is refused (422), never sent to no one. The alert is produced to the ``alerts`` topic, so the
+dispatcher delivers it to the ward's webhook and records it for ``GET /v1/alerts`` exactly like a
+contact alert.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from ingest.exceptions import KafkaUnavailable
 from ingest.intake import unavailable
 from ingest.pseudonym import CccdError, parse_cccd, pseudonym
 from truyvet.alerts import residence_wards
-from truyvet.auth import Principal
+from truyvet.auth import Principal, Role
 from truyvet.events import Alert, AlertKind, PersonId, Topics, UtcSecond, VenueId
+from truyvet.ratelimit import retry_after_header
 from truyvet.schema.db import DatabaseError
 from truyvet.web import ApiError
 
@@ -44,6 +49,8 @@ SYMPTOMS = {
 
 
 DECLARATIONS = Counter("truyvet_ingest_declarations_total", "Health declarations stored", ["alerted"])
+CITIZENS_LIMITED = Counter("truyvet_ingest_citizen_declarations_limited_total",
+                           "Citizens' declarations refused by the per-citizen daily limit")
 
 
 class DeclarationIn(BaseModel):
@@ -55,6 +62,9 @@ class DeclarationIn(BaseModel):
     cccd_qr: str | None = Field(None, max_length=2000)
     person_qr: str | None = Field(None, max_length=1000)
     venue_id: VenueId | None = None
+    ward_code: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$",
+                                  description="the ward or commune where the person lives now: where the alert "
+                                              "goes when no card told the residence ward")
     symptoms: list[str] = Field(default_factory=list, max_length=len(SYMPTOMS))
     other_symptoms: str = Field("", max_length=500, description="free text beside the fixed list")
     contact_with_case: bool
@@ -62,7 +72,7 @@ class DeclarationIn(BaseModel):
 
     @model_validator(mode="after")
     def _checks(self) -> DeclarationIn:
-        if sum(v is not None for v in (self.person_id, self.cccd_qr, self.person_qr)) != 1:
+        if sum(v is not None for v in (self.person_id, self.cccd_qr, self.person_qr)) > 1:
             raise ValueError("give exactly one of person_id, cccd_qr or person_qr")
         unknown = [s for s in self.symptoms if s not in SYMPTOMS]
         if unknown:
@@ -93,6 +103,19 @@ def _residence_ward(state: State, person_id: str) -> str:
     return residence_wards(state.records, [person_id]).get(person_id, "")
 
 
+def _own(state: State, body: DeclarationIn, principal: Principal) -> str:
+    """A citizen declares for themselves only (their person id, or none given), within the daily limit."""
+    if body.cccd_qr is not None or body.person_qr is not None or body.person_id not in (None, principal.actor):
+        raise ApiError(403, "forbidden", "a citizen declares for themselves only: give no person_id, cccd_qr "
+                                         "or person_qr, or your own person_id")
+    wait = state.citizen_declarations.take(principal.actor, 1)
+    if wait:
+        CITIZENS_LIMITED.inc()
+        raise ApiError(429, "rate_limited", f"too many declarations today; retry in {wait:.0f}s",
+                       headers={"Retry-After": retry_after_header(wait)})
+    return principal.actor
+
+
 async def declare(state: State, body: DeclarationIn, principal: Principal) -> DeclarationAccepted:
     """Store the declaration and, if it needs a call, raise its alert; answered once both are durable."""
     now = datetime.now(UTC).replace(microsecond=0)
@@ -101,7 +124,11 @@ async def declare(state: State, body: DeclarationIn, principal: Principal) -> De
     if body.declared_at < now - timedelta(days=state.settings.retention_days):
         raise ApiError(422, "invalid_request", "declared_at: older than the retention period")
     card = None
-    if body.cccd_qr is not None:
+    if principal.role == Role.citizen:
+        person = _own(state, body, principal)
+    elif body.person_id is None and body.cccd_qr is None and body.person_qr is None:
+        raise ApiError(422, "invalid_request", "give exactly one of person_id, cccd_qr or person_qr")
+    elif body.cccd_qr is not None:
         try:
             card = parse_cccd(body.cccd_qr)
         except CccdError as exc:
@@ -120,9 +147,15 @@ async def declare(state: State, body: DeclarationIn, principal: Principal) -> De
         if venue is None:
             raise ApiError(422, "unknown_venue", "venue_id: unknown venue (not registered)")
     try:
+        if body.ward_code is not None and not await run_in_threadpool(state.venues.ward_exists, body.ward_code):
+            raise ApiError(422, "unknown_ward", f"ward_code: {body.ward_code!r} is not a loaded ward or commune")
         if card is not None:
             await run_in_threadpool(state.persons.save, [(person, card)])
-        ward = await run_in_threadpool(_residence_ward, state, person) or (venue.ward_code if venue else "")
+        ward = (await run_in_threadpool(_residence_ward, state, person) or body.ward_code
+                or (venue.ward_code if venue else ""))
+        if not ward and body.needs_call:
+            raise ApiError(422, "ward_unknown", "this declaration needs a call but no ward is known for the person: "
+                                                "give ward_code (where they live) or venue_id")
         row = (str(body.declaration_id), body.declared_at, person, ward, body.venue_id or "",
                sorted(set(body.symptoms)), body.other_symptoms.strip(), int(body.contact_with_case),
                body.travel.strip(), principal.role.value, now)

@@ -35,7 +35,7 @@ install_log_scrubber()  # no ID number or card text in any log record of the ser
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: IngestSettings = get_settings()
     app.state.settings = settings
-    app.state.tokens = TokenStore(connect(settings))
+    app.state.tokens = TokenStore(connect(settings), citizens=True)  # citizens declare for themselves
     app.state.venues = VenueStore(connect(settings))
     app.state.persons = PersonDetailsStore(connect(settings))
     app.state.records = SharedDatabase(connect(settings))  # issue 15: cards, declarations, posters
@@ -43,6 +43,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.keys.load()
     app.state.buckets = TokenBuckets(rate=settings.rate_limit_scans_per_second,
                                      burst=settings.rate_limit_burst)
+    app.state.citizen_declarations = TokenBuckets(rate=settings.citizen_declarations_per_day / 86400,
+                                                  burst=settings.citizen_declarations_per_day)
     app.state.producer = ScanProducer(
         bootstrap=settings.kafka_bootstrap,
         topic=settings.topic(Topics.SCANS),

@@ -14,7 +14,6 @@ exposure status, the phone they give with consent.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from trace_api import alerting, cases, export, queries
 from trace_api.config import TraceSettings
 from trace_api.contacts import trace
 from trace_api.timefmt import iso_seconds
+from truyvet.auth import CITIZEN_SECRET_PREFIX, citizen_of, hash_token
 from truyvet.schema.db import Database
 from truyvet.web import ApiError
 
@@ -37,25 +37,21 @@ ADVICE = {
 COLUMNS = ["secret_hash", "person_id", "created_at", "deleted", "version"]
 
 
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def create(db: Database) -> tuple[str, str]:
     """A new citizen: (person_id, secret); the secret is shown once."""
     person_id = "c_" + secrets.token_urlsafe(16)
-    secret = "tvc_" + secrets.token_urlsafe(32)
-    db.insert("citizens", COLUMNS, [(_hash(secret), person_id, datetime.now(UTC).replace(microsecond=0), 0,
+    secret = CITIZEN_SECRET_PREFIX + secrets.token_urlsafe(32)
+    db.insert("citizens", COLUMNS, [(hash_token(secret), person_id, datetime.now(UTC).replace(microsecond=0), 0,
                                      time.time_ns())])
     return person_id, secret
 
 
 def person_of(db: Database, secret: str) -> str:
     """The citizen whose secret this is; 401 for an unknown or removed one."""
-    rows = db.execute("SELECT person_id, deleted FROM citizens FINAL WHERE secret_hash = %(h)s", {"h": _hash(secret)})
-    if not rows or rows[0][1]:
+    person = citizen_of(db, secret)
+    if person is None:
         raise ApiError(401, "unauthorized", "unknown citizen secret", headers={"WWW-Authenticate": "Bearer"})
-    return str(rows[0][0])
+    return person
 
 
 def _cases_naming(db: Database, person_id: str) -> list[str]:

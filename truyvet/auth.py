@@ -11,6 +11,7 @@ remembered only as long as a known one (``CACHE_SECONDS``), so guessing tokens c
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import threading
 import time
@@ -37,6 +38,13 @@ class Role(StrEnum):
     registrar = "registrar"
     device = "device"
     viewer = "viewer"
+    # A citizen of the app: its own secret (``POST /v1/citizens``), never an API token; only ingest takes it,
+    # for the citizen's own health declarations (docs/api.md, "Health declarations").
+    citizen = "citizen"
+
+
+TOKEN_ROLES = tuple(r for r in Role if r != Role.citizen)  # what ``truyvet token create`` may issue
+CITIZEN_SECRET_PREFIX = "tvc_"  # noqa: S105 - the shape of a citizen secret, not one
 
 
 HEALTH_ROLES = frozenset({Role.admin, Role.epidemiologist, Role.health_center})
@@ -75,6 +83,8 @@ def parse_lifetime(text: str) -> timedelta:
 def create_token(db: Database, *, role: Role, ward_code: str = "", name: str = "",
                  lifetime: timedelta = timedelta(days=DEFAULT_TOKEN_DAYS)) -> str:
     """Store a new token (hashed) that works for ``lifetime``; return its clear text, which is never stored."""
+    if role not in TOKEN_ROLES:
+        raise ValueError(f"no API token has role {role.value}: a citizen registers with POST /v1/citizens")
     if role == Role.health_center and not ward_code:
         raise ValueError("a health_center token needs --ward")
     if not timedelta(0) < lifetime <= timedelta(days=MAX_TOKEN_DAYS):
@@ -115,11 +125,23 @@ def _expiry(created_at: datetime, expires_at: datetime) -> float:
     return expires_at.replace(tzinfo=UTC).timestamp()
 
 
-class TokenStore:
-    """Looks token hashes up in ClickHouse with a short, bounded cache (thread-safe)."""
+def citizen_of(db: Database, secret: str) -> str | None:
+    """The person id of the citizen whose secret this is; None for an unknown or removed one."""
+    rows = db.execute("SELECT person_id, deleted FROM citizens FINAL WHERE secret_hash = %(h)s",
+                      {"h": hash_token(secret)})
+    return str(rows[0][0]) if rows and not rows[0][1] else None
 
-    def __init__(self, db: Database, *, size: int = CACHE_SIZE) -> None:
+
+class TokenStore:
+    """Looks token hashes up in ClickHouse with a short, bounded cache (thread-safe).
+
+    :param citizens: also take citizens' secrets (``tvc_...``), as principals of role ``citizen`` whose
+        ``token_prefix`` and name are their person id (ingest: a citizen's own health declarations).
+    """
+
+    def __init__(self, db: Database, *, size: int = CACHE_SIZE, citizens: bool = False) -> None:
         self._db = db
+        self._citizens = citizens
         self._lock = threading.Lock()
         self._size = size
         # digest -> (looked up at, principal or None, expires at epoch seconds); least recently used first.
@@ -138,7 +160,11 @@ class TokenStore:
             if hit and now - hit[0] < CACHE_SECONDS:
                 return hit[1] if time.time() < hit[2] else None
             try:
-                rows = self._db.execute(_LOOKUP, {"h": digest})
+                if self._citizens and token.startswith(CITIZEN_SECRET_PREFIX):
+                    person = citizen_of(self._db, token)
+                    rows = [(person, Role.citizen.value, "", person, 0, None, None)] if person else []
+                else:
+                    rows = self._db.execute(_LOOKUP, {"h": digest})
             except DatabaseError:
                 # ClickHouse away: a token known valid a little while ago stays valid (scan intake needs
                 # only Kafka); any other answer is a 503 from the caller, never a 500.
@@ -148,7 +174,8 @@ class TokenStore:
             principal, expires = None, 0.0
             if rows and not rows[0][4]:
                 prefix, role, ward, name, _, created_at, expires_at = rows[0]
-                expires = _expiry(created_at, expires_at)
+                # a citizen's secret lasts as long as its registration (retention of ``citizens``)
+                expires = math.inf if created_at is None else _expiry(created_at, expires_at)
                 if time.time() < expires:
                     principal = Principal(prefix, Role(role), ward, name)
             self._cache[digest] = (now, principal, expires)

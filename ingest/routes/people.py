@@ -72,8 +72,9 @@ async def card_image(request: Request, person_id: str = Path(..., pattern=r"^[A-
 
 @router.post("/v1/declarations", status_code=202, response_model=DeclarationAccepted)
 async def post_declaration(body: DeclarationIn, request: Request,
-                           principal: Principal = Depends(require(Role.device))) -> DeclarationAccepted:
-    """A health declaration (Decision 2666): symptoms, contact with a case, travel; may raise an alert."""
+                           principal: Principal = Depends(require(Role.device, Role.citizen))) -> DeclarationAccepted:
+    """A health declaration (Decision 2666): symptoms, contact with a case, travel; may raise an alert.
+    A venue's device declares for the person it names; a citizen (their app's secret) for themselves."""
     return await declare(request.app.state, body, principal)
 
 

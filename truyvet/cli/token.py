@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from truyvet.auth import DEFAULT_TOKEN_DAYS, Role, create_token, parse_lifetime, revoke_token
+from truyvet.auth import DEFAULT_TOKEN_DAYS, TOKEN_ROLES, Role, create_token, parse_lifetime, revoke_token
 from truyvet.settings import common_settings
 from truyvet.stack.clickhouse import ensure_database
 
@@ -15,7 +15,7 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--role", type=click.Choice([r.value for r in TOKEN_ROLES]), required=True)
 @click.option("--ward", default="", help="Ward code (required for health_center).")
 @click.option("--name", default="", help="Who holds the token (shown in the audit log).")
 @click.option("--expires", default=f"{DEFAULT_TOKEN_DAYS}d", show_default=True,

@@ -216,3 +216,53 @@ def test_declarations_raise_ward_alerts_and_are_reported(services, token, db, ht
     # a symptom list for the forms
     r = http.get(f"{services.ingest_url}/v1/declarations/symptoms", headers=device)
     assert {"code": "fever", "label": "Sốt"} in r.json()
+
+
+def test_citizens_declare_for_themselves_with_their_apps_secret(services, token, db, http, wards) -> None:
+    """The contract's "device, or a citizen's secret": a citizen of the app declares for themselves (no one
+    else, no card), the alert goes to the ward they give when no card told their residence, and one phone
+    cannot flood its ward (a daily limit per citizen). The secret opens nothing else."""
+    a = wards[0]
+    created = http.post(f"{services.trace_url}/v1/citizens")
+    assert created.status_code == 201, created.text
+    me, secret = created.json()["person_id"], created.json()["secret"]
+    citizen = {"Authorization": f"Bearer {secret}"}
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def declare(headers: dict[str, str] = citizen, **body: object) -> httpx.Response:
+        doc = {"declaration_id": str(uuid.uuid4()), "declared_at": now.isoformat(), "contact_with_case": False,
+               **body}
+        return http.post(f"{services.ingest_url}/v1/declarations", headers=headers, json=doc)
+
+    sick = declare(symptoms=["fever"], ward_code=a)
+    assert sick.status_code == 202, sick.text
+    assert sick.json()["person_id"] == me and sick.json()["ward_code"] == a and sick.json()["alerted"] is True
+    own = declare(person_id=me, symptoms=[])  # naming oneself is the same; no call needed, no ward needed
+    assert own.status_code == 202 and own.json()["alerted"] is False, own.text
+    # no one else, no card, no ward for a call: clear refusals
+    assert declare(person_id="someone_else", symptoms=["cough"], ward_code=a).status_code == 403
+    assert declare(cccd_qr=CCCD.format(ward="Phường Huyền Tụng")).status_code == 403
+    unknown_ward = declare(symptoms=["cough"])
+    assert unknown_ward.status_code == 422 and unknown_ward.json()["error"]["code"] == "ward_unknown"
+    assert declare(symptoms=["cough"], ward_code="NOWARD1").json()["error"]["code"] == "unknown_ward"
+    # the secret is no API token: no scans, nothing on the trace API, an unknown secret is 401
+    assert http.post(f"{services.ingest_url}/v1/scans", headers=citizen, json={}).status_code == 403
+    assert http.get(f"{services.trace_url}/v1/alerts", headers=citizen).status_code == 401
+    assert declare({"Authorization": "Bearer tvc_not-a-citizen"}, symptoms=[]).status_code == 401
+    assert CliRunner().invoke(cli, ["token", "create", "--role", "citizen", "--name", "x"]).exit_code == 2
+
+    # stored pseudonymously as the citizen's own, and the alert reaches the ward's list
+    rows = db.execute("SELECT person_id, ward_code, source FROM declarations WHERE person_id = %(p)s "
+                      "ORDER BY received_at", {"p": me})
+    assert sorted(map(tuple, rows)) == [(me, "", "citizen"), (me, a, "citizen")]
+    listed = wait_for(lambda: [x for x in http.get(f"{services.trace_url}/v1/alerts",
+                                                    headers=token(Role.health_center, a)).json()["alerts"]
+                               if x["kind"] == "declaration" and x["person_id"] == me],
+                      timeout=30, what="the citizen's declaration alert on the ward's list")
+    assert len(listed) == 1
+
+    # at most citizen_declarations_per_day (10) a day: then 429 with Retry-After
+    answers = [declare(symptoms=[]) for _ in range(10)]
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited and int(limited[0].headers["Retry-After"]) > 0, [r.status_code for r in answers]
+    assert {r.status_code for r in answers} <= {202, 429}
