@@ -186,7 +186,7 @@ def load_k8s(path: Path) -> list[dict[str, Any]]:
 
 
 API_VERSIONS = {"ConfigMap": "v1", "Service": "v1", "StatefulSet": "apps/v1", "Deployment": "apps/v1",
-                "Job": "batch/v1", "PodDisruptionBudget": "policy/v1"}
+                "Job": "batch/v1", "CronJob": "batch/v1", "PodDisruptionBudget": "policy/v1"}
 
 
 def _pod_labels(docs: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -218,8 +218,9 @@ def test_k8s_manifests_are_valid_and_consistent(path: Path) -> None:
             assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
         if doc["kind"] == "StatefulSet":
             assert spec["serviceName"] in services
-        if doc["kind"] in ("StatefulSet", "Deployment", "Job"):
-            pod = spec["template"]["spec"]
+        if doc["kind"] in ("StatefulSet", "Deployment", "Job", "CronJob"):
+            template = spec["jobTemplate"]["spec"]["template"] if doc["kind"] == "CronJob" else spec["template"]
+            pod = template["spec"]
             volumes = {v["name"] for v in pod.get("volumes", [])} | {
                 t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}
             for volume in pod.get("volumes", []):
@@ -239,6 +240,10 @@ def test_k8s_manifests_are_valid_and_consistent(path: Path) -> None:
                         assert secret["name"] == "truyvet" and f"--from-literal={secret['key']}=" in header
     app_env = config_maps["truyvet"]
     assert not {k for k in app_env if k.startswith("TRUYVET_")} - SETTINGS_ENV
+    # the audit log's expired months go only by `truyvet retention run` (admin): scheduled, not left to memory
+    (cron,) = [d for d in docs if d["kind"] == "CronJob"]
+    (runs,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert runs["command"] == ["truyvet", "retention", "run"] and cron["spec"]["concurrencyPolicy"] == "Forbid"
 
 
 def _stateful_pods(docs: list[dict[str, Any]]) -> dict[str, str]:
