@@ -163,6 +163,30 @@ def test_ward_page_shows_a_new_alert_live_and_only_its_ward(services, token, cit
     assert not page.errors and not page.outside
 
 
+def test_alerts_page_keeps_one_refresh_loop_and_shows_only_the_chosen_ward(services, token, city,
+                                                                          page: Any) -> None:
+    """Changing the ward shows the new ward's list at once and ends the old refresh: one loop every 3 s
+    (each change used to start one more loop for good), and no answer for a ward chosen before is drawn
+    over the one chosen last. Request times are the browser's own (Resource Timing)."""
+    base = services.trace_url
+    _login(page, base, token(Role.epidemiologist))
+    page.wait_for_url("**/dashboard/case")
+    page.goto(f"{base}/dashboard/alerts")
+    page.wait_for_selector("#status:has-text('Cập nhật')")
+    for ward in (city["wards"][1], city["wards"][0], "", city["wards"][1], city["wards"][0]):
+        page.select_option("#ward", ward)
+    changed = page.evaluate("performance.now()")
+    starts = ("performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/alerts'))"
+              f".map(e => e.startTime).filter(t => t >= {changed} + 500)")  # the refreshes, not the changes'
+    page.wait_for_function(f"{starts}.length >= 3", timeout=60_000)
+    after = sorted(page.evaluate(starts))
+    gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
+    assert min(gaps) >= 2900, f"more than one refresh loop: requests at {after} ms"
+    texts = [t for t in page.locator("#alerts tbody tr").all_inner_texts()]
+    assert all(WARD_NAMES[0] in t for t in texts), texts  # the ward chosen last, only
+    assert page.input_value("#ward") == city["wards"][0] and not page.errors
+
+
 def test_coverage_page_draws_the_charts(services, token, city, page: Any, artifacts: Path) -> None:
     # the demo's ready link: /dashboard/#token=... logs in and lands on the role's page
     page.goto(f"{services.trace_url}/dashboard/#token=" + token(Role.viewer)["Authorization"].removeprefix("Bearer "))

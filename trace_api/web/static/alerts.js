@@ -23,11 +23,18 @@
   if (fromUrl && who.role !== "health_center") select.value = fromUrl;
   select.addEventListener("change", () => { seen.clear(); $("alerts").tBodies[0].replaceChildren(); poll(); });
 
+  // One refresh loop: a ward change starts a new poll at once, which owns the timer from then on; an answer
+  // still on its way for the ward shown before is dropped (never drawn over the new ward's list).
+  const turn = TV.newest();
+  let timer = null;
   async function poll() {
+    clearTimeout(timer);
+    const mine = turn();
     const ward = select.value;
     $("ward-title").textContent = ward ? "· " + (places.wards[ward] || ward) : "";
     try {
       const body = await TV.api("/v1/alerts" + (ward ? "?ward_code=" + encodeURIComponent(ward) : ""));
+      if (!mine()) return;
       $("unavailable").hidden = true;
       $("error").hidden = true;
       const alerts = body.alerts || [];
@@ -35,13 +42,15 @@
       const fresh = alerts.filter(a => !seen.has(a.alert_id) && a.venue_id && !places.venues[a.venue_id]);
       if (fresh.length) {
         try { Object.assign(places.venues, (await TV.places(fresh.map(a => a.venue_id))).venues); } catch (_) { /* labels */ }
+        if (!mine()) return;
       }
       render(alerts);
       $("status").textContent = "Cập nhật lúc " + TV.time(new Date().toISOString()) + " · tự động làm mới mỗi 3 giây";
     } catch (err) {
+      if (!mine()) return;
       if (err.status === 404) { $("unavailable").hidden = false; } else { TV.showError($("error"), err); }
     } finally {
-      setTimeout(poll, POLL_MS);
+      if (mine()) timer = setTimeout(poll, POLL_MS);
     }
   }
 

@@ -116,6 +116,13 @@ const TV = (() => {
   function dateTime(iso) { return fmtDateTime.format(new Date(iso)); }
   function todayLocal() { return new Date(Date.now() + 7 * 3600e3).toISOString().slice(0, 10); }
 
+  /* Filters change faster than answers come: only the newest request's answer may be shown.
+     `const turn = TV.newest();` then in a loader `const mine = turn(); ... await ...; if (!mine()) return;` */
+  function newest() {
+    let asked = 0;
+    return () => { const mine = ++asked; return () => mine === asked; };
+  }
+
   function showError(target, err) {
     target.textContent = err.status ? `Lỗi ${err.status}: ${err.message}` : String(err);
     target.hidden = false;
@@ -191,6 +198,6 @@ const TV = (() => {
     return root;
   }
 
-  return { token, setToken, logout, api, places, me, page, el, svg, time, dateTime, todayLocal, showError, csvCell,
-           download, barChart, lineChart, CATEGORY, ROLE, ApiError };
+  return { token, setToken, logout, api, places, me, page, el, svg, time, dateTime, todayLocal, newest, showError,
+           csvCell, download, barChart, lineChart, CATEGORY, ROLE, ApiError };
 })();

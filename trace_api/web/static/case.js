@@ -42,7 +42,9 @@
   });
   $("csv").addEventListener("click", () => downloadCsv().catch(err => TV.showError(error, err)));
 
+  const turn = TV.newest();  // another case opened meanwhile (or this one again): only that one is drawn
   async function open(caseId, fresh) {
+    const mine = turn();
     const depth = $("depth").value;
     // A fresh case: the scans may still be on their way through Kafka; poll briefly until contacts appear.
     const deadline = Date.now() + (fresh ? 20000 : 0);
@@ -50,6 +52,7 @@
     $("result").hidden = false;
     for (;;) {
       page = await TV.api(`/v1/cases/${encodeURIComponent(caseId)}/contacts?depth=${depth}`);
+      if (!mine()) return;
       if (page.contacts.length || Date.now() > deadline) break;
       $("waiting").hidden = false;
       await new Promise(r => setTimeout(r, 1500));
@@ -61,6 +64,7 @@
     const ids = new Set(siteList.map(s => s.venue_id));
     page.contacts.forEach(c => c.exposures.forEach(e => ids.add(e.venue_id)));
     const places = await TV.places([...ids]);
+    if (!mine()) return;
     current = { caseId, page, places, sites: siteList };
     render();
   }

@@ -84,7 +84,9 @@
     }
   }
 
+  const turn = TV.newest();  // a second search before the first answered: only its answer is shown
   async function load() {
+    const mine = turn();
     $("error").hidden = true;
     $("ward-title").textContent = $("ward").value ? "· " + (places.wards[$("ward").value] || $("ward").value) : "";
     const trendQuery = new URLSearchParams({ to: $("date").value, days: "28" });
@@ -94,6 +96,7 @@
       TV.api(`/v1/reports/compliance?${query({})}`),
       TV.api(`/v1/reports/compliance/trend?${trendQuery}`),
     ]);
+    if (!mine()) return;
     rows = report.establishments;
     $("result").hidden = false;
     $("t-all").textContent = rows.length;

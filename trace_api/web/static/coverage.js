@@ -27,13 +27,16 @@
     return [...m.values()];
   }
 
+  const turn = TV.newest();  // a second search before the first answered: only its answer is shown
   async function load() {
+    const mine = turn();
     $("error").hidden = true;
     const day = $("date").value;
     const [report, trend] = await Promise.all([
       TV.api(`/v1/reports/coverage?date=${day}`),
       TV.api(`/v1/reports/coverage/trend?to=${day}&days=${$("days").value}`),
     ]);
+    if (!mine()) return;
     $("result").hidden = false;
     for (const k of ["required", "registered", "active", "scans"]) $("t-" + k).textContent = report.totals[k];
     $("chart-ward").replaceChildren(TV.barChart(sum(report.rows, "ward_code"), COLORS,

@@ -33,12 +33,12 @@
     return q.toString();
   }
 
-  let asked = 0;  // filters changed quickly: only the answer to the latest request is shown
+  const turn = TV.newest();  // filters changed quickly: only the answer to the latest request is shown
   async function load() {
-    const mine = ++asked;
+    const mine = turn();
     try {
       const body = await TV.api("/v1/follow-ups?" + query());
-      if (mine !== asked) return;
+      if (!mine()) return;
       $("error").hidden = true;
       render(body);
       $("updated").textContent = "Cập nhật lúc " + TV.time(new Date().toISOString());
