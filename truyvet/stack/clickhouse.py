@@ -112,8 +112,13 @@ class ClickHouseNode:
         _write_private(self.home / "users.xml", render_users_xml(self.passwords(), limited_databases=databases))
 
     def manages_users(self) -> bool:
-        """True when this data dir's server is the one on the configured port (we write its users.xml)."""
-        return (self.home / "users.xml").exists() and self.procs.pid(self.name) is not None
+        """True when this data dir's server is the one on the configured port (we write its users.xml);
+        settings that point at another server (a test's own, on its own port) leave this one's alone."""
+        try:
+            listens = f"<tcp_port>{self.tcp_port}</tcp_port>" in (self.home / "config.xml").read_text()
+        except FileNotFoundError:
+            return False
+        return listens and (self.home / "users.xml").exists() and self.procs.pid(self.name) is not None
 
     def allow_retention(self, database: str, *, wait: bool = False) -> None:
         """Let the accounts held to listed databases (retention, worker, dispatcher: clickhouse_users.py)

@@ -20,6 +20,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.alerting.webhooks import set_webhook
 from tests.integration.alerts.receiver import Receiver, metric, wait_for
+from tests.integration.topics import records_until
 from truyvet.alerts import alert_id
 from truyvet.events import Alert, Topics
 from truyvet.kafka_clients import client_kwargs
@@ -119,23 +120,8 @@ def test_dead_letter_after_the_budget_and_offsets_committed_only_when_done(own, 
 
         # Its partitions assigned and read from the start (a group-less subscription could miss records
         # written before its first metadata answer: once, nothing in 60 s on a loaded machine).
-        consumer = KafkaConsumer(**client_kwargs(infra), enable_auto_commit=False)
-        dlq = settings.topic(Topics.ALERTS_DLQ)
-        partitions = consumer.partitions_for_topic(dlq)
-        assert partitions, f"{dlq} has no partitions"
-        consumer.assign([TopicPartition(dlq, p) for p in partitions])
-        consumer.seek_to_beginning()
-        letters: list[dict] = []
-
-        def dead_lettered() -> bool:
-            for records in consumer.poll(timeout_ms=500).values():
-                letters.extend(orjson.loads(m.value) for m in records)
-            return len(letters) >= 4
-
-        try:
-            wait_for(dead_lettered, timeout=60, what="4 dead letters")
-        finally:
-            consumer.close()
+        letters = [orjson.loads(m.value) for m in records_until(
+            infra, settings.topic(Topics.ALERTS_DLQ), lambda seen: len(seen) >= 4, what="4 dead letters")]
         undeliverable = [x for x in letters if x["error_code"] == "undeliverable"]
         assert sorted(orjson.loads(x["raw"])["alert_id"] for x in undeliverable) == sorted(
             a.alert_id for a in doomed

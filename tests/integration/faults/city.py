@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer
 
 from tests.integration.streams.harness import stay_function
+from tests.integration.topics import group_lags
 from tests.unit.streams import reference as visits_ref
 from tests.unit.streams.scenarios import VenueSpec, generate, make_venues, scan_json, shuffled, with_resends
 from tests.unit.trace_api import reference as trace_ref
@@ -198,11 +199,7 @@ class Lag:
             self.admin = KafkaAdminClient(**client_kwargs(self.settings), request_timeout_ms=10000)
             self.consumer = KafkaConsumer(**client_kwargs(self.settings))
         assert self.consumer is not None
-        committed = self.admin.list_group_offsets({group: None}).get(group, {})
-        tps = [TopicPartition(topic, p) for p in (self.consumer.partitions_for_topic(topic) or ())]
-        ends = self.consumer.end_offsets(tps)
-        return sum(end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
-                   for tp, end in ends.items())
+        return sum(group_lags(self.admin, self.consumer, group, topic).values())
 
     def close(self) -> None:
         for client in (self.admin, self.consumer):

@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 
 import httpx
-from kafka import KafkaConsumer, TopicPartition
 
 from ingest.pseudonym import pseudonym
 from tests.integration.ingest.conftest import scan
+from tests.integration.topics import all_records, from_start
 from truyvet.auth import Role
-from truyvet.kafka_clients import client_kwargs
 from truyvet.schema.databases import companions, personal
 
 
@@ -29,28 +28,14 @@ def _cccd_scan(venue: str, card: str) -> dict[str, object]:
 
 def _kafka_holds(settings, *needles: bytes) -> dict[bytes, list[str]]:
     """Per needle, every record of every topic of this run whose key or value contains it (one read)."""
-    consumer = KafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
-    hits: dict[bytes, list[str]] = {needle: [] for needle in needles}
-    try:
+    with from_start(settings) as consumer:
         topics = sorted(t for t in consumer.topics() if t.startswith(settings.topic_prefix))
-        assert settings.topic("scans") in topics and settings.topic("scans-dlq") in topics
-        parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
-        consumer.assign(parts)
-        consumer.seek_to_beginning()
-        end = consumer.end_offsets(parts)
-        remaining = {tp for tp in parts if end[tp] > 0}
-        deadline = time.monotonic() + 60
-        while remaining and time.monotonic() < deadline:
-            for tp, records in consumer.poll(timeout_ms=500, max_records=50_000).items():
-                for rec in records:
-                    for needle in needles:
-                        if needle in (rec.key or b"") or needle in (rec.value or b""):
-                            hits[needle].append(f"{tp.topic}[{tp.partition}]@{rec.offset}")
-                if consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-        assert not remaining, f"could not read to the end of {remaining}"
-    finally:
-        consumer.close()
+    assert settings.topic("scans") in topics and settings.topic("scans-dlq") in topics
+    hits: dict[bytes, list[str]] = {needle: [] for needle in needles}
+    for rec in all_records(settings, *topics, max_records=50_000):
+        for needle in needles:
+            if needle in (rec.key or b"") or needle in (rec.value or b""):
+                hits[needle].append(f"{rec.topic}[{rec.partition}]@{rec.offset}")
     return hits
 
 

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import httpx
 import orjson
-from kafka import KafkaConsumer, TopicPartition
 
 from tests.integration.kcat import kcat_config
+from tests.integration.topics import records_until
 from truyvet.auth import Role
 from truyvet.events import redact_identity
-from truyvet.kafka_clients import client_kwargs
 
 
 def _kcat(settings, lines: list[bytes], config: tuple[Path, dict[str, str]], *args: str) -> None:
@@ -67,23 +66,14 @@ def test_kcat_scans_become_visits_and_invalid_ones_reach_the_dlq(services, token
         time.sleep(0.2)
     assert people == {keyed, unkeyed}
 
-    consumer = KafkaConsumer(**client_kwargs(services.settings), enable_auto_commit=False)
-    dead: dict[str, dict[str, object]] = {}
-    try:
-        topic = services.settings.topic("scans-dlq")
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(parts)
-        consumer.seek_to_beginning()
-        while len(dead) < len(bad) and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                for rec in records:
-                    letter = orjson.loads(rec.value)
-                    raw = str(letter["raw"])
-                    if marker[:8] in raw:
-                        name = next(k for k, v in bad.items() if redact_identity(v.decode()) == raw)
-                        dead[name] = letter
-    finally:
-        consumer.close()
+    def mine(seen: list) -> list[dict[str, object]]:  # noqa: ANN001 - kafka-python's records
+        return [letter for rec in seen if marker[:8] in str((letter := orjson.loads(rec.value))["raw"])]
+
+    read = records_until(services.settings, services.settings.topic("scans-dlq"),
+                         lambda seen: len(mine(seen)) >= len(bad), timeout=max(1.0, deadline - time.monotonic()),
+                         what="a dead letter for every bad record")
+    dead = {next(k for k, v in bad.items() if redact_identity(v.decode()) == str(letter["raw"])): letter
+            for letter in mine(read)}
     assert set(dead) == set(bad)
     assert "001099012345" not in orjson.dumps(dead["raw id number"]).decode()
     assert "Lý Thị" not in str(dead["raw id number"]["raw"])

@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from tests.conftest import clickhouse_env
+from tests.integration.topics import all_records
 from truyvet.auth import Role
 from truyvet.kafka_clients import client_kwargs
 from truyvet.settings import PROJECT_ROOT, CommonSettings
@@ -119,26 +119,7 @@ class Client:
 
 
 def _scan_ids_in_kafka(settings: CommonSettings) -> Counter[str]:
-    topic = settings.topic("scans")
-    consumer = KafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
-    seen: Counter[str] = Counter()
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(parts)
-        consumer.seek_to_beginning()
-        end = consumer.end_offsets(parts)
-        remaining = {tp for tp in parts if end[tp] > 0}
-        deadline = time.monotonic() + 60
-        while remaining and time.monotonic() < deadline:
-            for tp, records in consumer.poll(timeout_ms=500).items():
-                for rec in records:
-                    seen[orjson.loads(rec.value)["scan_id"]] += 1
-                if consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-        assert not remaining
-    finally:
-        consumer.close()
-    return seen
+    return Counter(orjson.loads(rec.value)["scan_id"] for rec in all_records(settings, settings.topic("scans")))
 
 
 def _wait_for(check, timeout: float, what: str) -> None:

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tests.integration.ingest.conftest import scan
+from tests.integration.topics import records_until
 from truyvet.auth import Role
 from truyvet.cli import cli
-from truyvet.kafka_clients import client_kwargs
 
 
 def _register(http: httpx.Client, services, headers: dict[str, str], **extra: object) -> dict[str, object]:
@@ -153,23 +153,9 @@ def test_venue_needs_a_loaded_ward_and_registrar_role(services, token, http: htt
 @pytest.mark.parametrize("category", ["wedding", "karaoke"])
 def test_venue_is_published_on_the_compacted_topic(services, token, http: httpx.Client,
                                                    category: str) -> None:
-    from kafka import KafkaConsumer, TopicPartition
-
     venue = _register(http, services, token(Role.registrar), category=category, default_stay_minutes=240)
-    topic = services.settings.topic("venues")
-    consumer = KafkaConsumer(**client_kwargs(services.settings), enable_auto_commit=False)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(parts)
-        consumer.seek_to_beginning()
-        found = None
-        deadline = time.monotonic() + 15
-        while found is None and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                for rec in records:
-                    if rec.key == str(venue["venue_id"]).encode():
-                        found = rec
-    finally:
-        consumer.close()
-    assert found is not None
+    key = str(venue["venue_id"]).encode()
+    read = records_until(services.settings, services.settings.topic("venues"),
+                         lambda seen: any(rec.key == key for rec in seen), timeout=15, what="the venue's event")
+    found = next(rec for rec in read if rec.key == key)
     assert b'"default_stay_minutes":240' in found.value and category.encode() in found.value

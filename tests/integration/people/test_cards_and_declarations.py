@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import secrets
 import subprocess
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,10 +23,11 @@ import httpx
 import orjson
 import pytest
 from click.testing import CliRunner
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from streams.alerting.cli import webhook
 from tests.integration.alerts.receiver import Receiver, wait_for
+from tests.integration.topics import records_until
 from truyvet.auth import Role
 from truyvet.cli import cli
 from truyvet.kafka_clients import client_kwargs
@@ -135,21 +135,11 @@ def test_cards_are_ward_scoped_printable_and_accepted_at_both_doors(services, to
 
 
 def _dead_letter(settings, marker: str) -> dict[str, object]:
-    consumer = KafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
-    try:
-        topic = settings.topic("scans-dlq")
-        consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()])
-        consumer.seek_to_beginning()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                for rec in records:
-                    letter = orjson.loads(rec.value)
-                    if marker in str(letter["raw"]):
-                        return dict(letter)
-    finally:
-        consumer.close()
-    raise AssertionError("the forged card's record never reached the dead-letter topic")
+    def mine(seen: list) -> list[dict[str, object]]:  # noqa: ANN001 - kafka-python's records
+        return [letter for rec in seen if marker in str((letter := orjson.loads(rec.value))["raw"])]
+
+    return mine(records_until(settings, settings.topic("scans-dlq"), lambda seen: bool(mine(seen)),
+                              what="the forged card's dead letter"))[0]
 
 
 def test_declarations_raise_ward_alerts_and_are_reported(services, token, db, http, wards, venue) -> None:

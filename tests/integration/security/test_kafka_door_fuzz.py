@@ -17,12 +17,13 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 
 from streams.config import StreamsSettings
 from streams.processor import VisitRules
 from streams.store import JSON, ChangelogStore
 from streams.visit_batch import VisitBatch
+from tests.integration.topics import from_start
 from truyvet.auth import Role
 from truyvet.events import Topics
 from truyvet.kafka_clients import client_kwargs
@@ -87,15 +88,12 @@ def door(services, token) -> dict[str, Any]:  # noqa: ANN001
     s = services.settings
     producer = KafkaProducer(**client_kwargs(s), acks="all")
     admin = KafkaAdminClient(**client_kwargs(s))
-    consumer = KafkaConsumer(**client_kwargs(s), enable_auto_commit=False)
-    dlq = s.topic(Topics.SCANS_DLQ)
-    consumer.assign([TopicPartition(dlq, p) for p in consumer.partitions_for_topic(dlq) or ()])
-    consumer.seek_to_beginning()
-    yield {"venue": venue, "producer": producer, "admin": admin, "consumer": consumer, "verdict": _kafka_verdict(venue),
-           "group": StreamsSettings().group("scans"), "topic": s.topic(Topics.SCANS)}
+    with from_start(s, s.topic(Topics.SCANS_DLQ)) as consumer:
+        yield {"venue": venue, "producer": producer, "admin": admin, "consumer": consumer,
+               "verdict": _kafka_verdict(venue), "group": StreamsSettings().group("scans"),
+               "topic": s.topic(Topics.SCANS)}
     producer.close()
     admin.close()
-    consumer.close()
 
 
 @settings(max_examples=10, deadline=None, derandomize=True, database=None,

@@ -4,14 +4,14 @@ free text, and the services' logs. Card text sits under odd keys, in keys, neste
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
+from tests.integration.topics import records_until
 from truyvet.auth import Role
 from truyvet.kafka_clients import client_kwargs
 
@@ -58,21 +58,11 @@ def test_dead_letters_keep_no_card_text_under_any_key(services) -> None:  # noqa
 
 
 def _dead_letters(settings, marker: str, count: int) -> list[dict[str, object]]:  # noqa: ANN001
-    consumer = KafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
-    found: list[dict[str, object]] = []
-    deadline = time.monotonic() + 60
-    try:
-        topic = settings.topic("scans-dlq")
-        while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()])
-        consumer.seek_to_beginning()
-        while len(found) < count and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                found += [letter for rec in batch if marker in (letter := orjson.loads(rec.value))["raw"]]
-    finally:
-        consumer.close()
-    return found
+    def mine(seen: list) -> list[dict[str, object]]:  # noqa: ANN001 - kafka-python's records
+        return [letter for rec in seen if marker in (letter := orjson.loads(rec.value))["raw"]]
+
+    return mine(records_until(settings, settings.topic("scans-dlq"), lambda seen: len(mine(seen)) >= count,
+                              what=f"{count} dead letters"))
 
 
 def test_http_rejections_and_the_audit_log_keep_no_card_text(services, token, http: httpx.Client) -> None:  # noqa: ANN001

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from streams.config import StreamsSettings
+from tests.integration.topics import group_lags
 from tests.unit.streams.reference import MINUTE, RefScan, RefVisit
 from tests.unit.streams.scenarios import VenueSpec, scan_json
 from truyvet.events import Topics
@@ -161,12 +162,7 @@ class Pipeline:
             self._admin = KafkaAdminClient(**client_kwargs(self.settings), request_timeout_ms=10000)
             self._consumer = KafkaConsumer(**client_kwargs(self.settings))
         assert self._consumer is not None
-        group = StreamsSettings(app_id=self.app_id).group("scans")
-        committed = self._admin.list_group_offsets({group: None}).get(group, {})
-        tps = [TopicPartition(topic, p) for p in (self._consumer.partitions_for_topic(topic) or ())]
-        ends = self._consumer.end_offsets(tps)
-        return {tp.partition: end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
-                for tp, end in ends.items()}
+        return group_lags(self._admin, self._consumer, StreamsSettings(app_id=self.app_id).group("scans"), topic)
 
     def wait_caught_up(self, *, timeout: float = 180, workers: Sequence[str] = ("worker",),
                        expected: dict[str, RefVisit] | None = None) -> None:

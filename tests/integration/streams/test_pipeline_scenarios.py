@@ -15,13 +15,12 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from tests.integration.streams.harness import Pipeline, as_map, assert_same, metric, stay_function, wait_for
+from tests.integration.topics import all_records
 from tests.unit.streams.reference import RefScan, reference_visits
 from tests.unit.streams.scenarios import generate, make_venues, renamed, shuffled, with_late, with_resends
 from truyvet.events import Topics
-from truyvet.kafka_clients import client_kwargs
 
 pytestmark = pytest.mark.integration
 
@@ -169,11 +168,4 @@ def _partition_exists(p: Pipeline, day: datetime) -> bool:
 
 
 def _read_all(p: Pipeline, topic: str) -> list[bytes]:
-    consumer = KafkaConsumer(**client_kwargs(p.settings), consumer_timeout_ms=3000)
-    try:
-        tps = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        consumer.seek_to_beginning()
-        return [m.value for m in consumer]
-    finally:
-        consumer.close()
+    return [m.value for m in all_records(p.settings, topic)]

@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from tests.integration.streams.harness import Pipeline, as_map, now_epoch
+from tests.integration.topics import all_records
 from tests.unit.streams.reference import RefScan
 from tests.unit.streams.scenarios import VenueSpec
 from truyvet.events import Topics
@@ -19,14 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def _dead_letters(p: Pipeline) -> list[dict[str, object]]:
-    topic = p.settings.topic(Topics.SCANS_DLQ)
-    consumer = KafkaConsumer(**client_kwargs(p.settings), consumer_timeout_ms=3000)
-    try:
-        consumer.assign([TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic) or ()])
-        consumer.seek_to_beginning()
-        return [orjson.loads(m.value) for m in consumer]
-    finally:
-        consumer.close()
+    return [orjson.loads(m.value) for m in all_records(p.settings, p.settings.topic(Topics.SCANS_DLQ))]
 
 
 def test_unreadable_records_are_dead_lettered_and_the_partition_moves_on(pipeline: Callable[..., Pipeline]) -> None:
