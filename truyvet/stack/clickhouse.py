@@ -123,17 +123,18 @@ class ClickHouseNode:
     def allow_retention(self, database: str, *, wait: bool = False) -> None:
         """Let the accounts held to listed databases (retention, worker, dispatcher: clickhouse_users.py)
         use ``database`` (a test's own database, say); the list keeps only databases that still exist. The
-        server reads users.xml again within seconds: ``wait`` until it has (a worker or dispatcher started
-        before would be refused the database)."""
+        server is told to read users.xml again at once (``SYSTEM RELOAD CONFIG``; on its own it looks every
+        2 s): ``wait`` until it has (a worker or dispatcher started before would be refused the database)."""
         if not self.manages_users():
             return
         if database not in self.listed_retention_databases():
             db = connect(self.own.as_account(clickhouse="admin"), database="system")
             try:
                 existing = {str(r[0]) for r in db.execute("SELECT name FROM system.databases")}
+                self.write_users((self.retention_databases() & existing) | {database})
+                db.execute("SYSTEM RELOAD CONFIG")
             finally:
                 db.close()
-            self.write_users((self.retention_databases() & existing) | {database})
         if wait:
             wait_until(lambda: self._can_use(database), timeout=30, what=f"retention account let into {database}")
 
