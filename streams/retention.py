@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from streams.config import StreamsSettings
 from truyvet.schema import connect
 from truyvet.schema.cluster import LOCAL
-from truyvet.schema.databases import audit_database, personal_database
+from truyvet.schema.databases import audit_database, database_of
 from truyvet.schema.db import Database
 from truyvet.schema.replicas import every_server, leading
 from truyvet.settings import CommonSettings
@@ -98,10 +98,6 @@ class Rule:
     table: str
     column: str
     days: int
-    personal: bool = False  # in ``<db>_personal`` (truyvet/schema/databases.py)
-
-    def database(self, data: str) -> str:
-        return personal_database(data) if self.personal else data
 
 
 def rules(settings: StreamsSettings, *, audit: bool = True) -> list[Rule]:
@@ -111,11 +107,11 @@ def rules(settings: StreamsSettings, *, audit: bool = True) -> list[Rule]:
         retention account does not, so the worker leaves it to ``truyvet retention run``).
     """
     s = settings
-    found = [Rule("person_details", "updated_at", s.retention_person_details_days, personal=True),
-             Rule("person_details_conflicts", "received_at", s.retention_person_details_days, personal=True),
+    found = [Rule("person_details", "updated_at", s.retention_person_details_days),
+             Rule("person_details_conflicts", "received_at", s.retention_person_details_days),
              Rule("person_wards", "updated_at", s.retention_person_details_days),
-             Rule("person_contacts", "updated_at", s.retention_phones_days, personal=True),
-             Rule("person_cards", "issued_at", s.retention_phones_days, personal=True),
+             Rule("person_contacts", "updated_at", s.retention_phones_days),
+             Rule("person_cards", "issued_at", s.retention_phones_days),
              Rule("citizens", "created_at", s.retention_citizens_days),
              Rule("cases", "infectious_to", s.retention_cases_days),
              Rule("alerts", "created_at", s.retention_alerts_days),
@@ -163,7 +159,7 @@ def sweep_in(db: Database, rule_list: list[Rule], *, now: datetime | None = None
                     months.add(month)
             removed[rule.table] = len(months)
             continue
-        database = rule.database(db.name)
+        database = database_of(db.name, rule.table)  # the personal stores are in <db>_personal
         count = int(db.execute(f"SELECT count() FROM {database}.{rule.table} WHERE {rule.column} < %(cutoff)s",
                                {"cutoff": cutoff})[0][0])
         if count:

@@ -19,7 +19,7 @@ from trace_api import audit, phones
 from truyvet.auth import Principal, Role
 from truyvet.events import is_raw_id_number
 from truyvet.schema import connect
-from truyvet.schema.databases import PERSONAL_TABLES, personal_database
+from truyvet.schema.databases import PERSONAL_TABLES, database_of
 from truyvet.schema.db import Database
 from truyvet.schema.replicas import every_server, leading
 from truyvet.settings import common_settings
@@ -27,13 +27,8 @@ from truyvet.settings import common_settings
 STORES = (*PERSONAL_TABLES, "person_wards")
 
 
-def _where(db: Database, table: str) -> tuple[str, str]:
-    """(database, table) of a store: the personal ones in ``<db>_personal``, the ward in the data database."""
-    return (personal_database(db.name) if table in PERSONAL_TABLES else db.name), table
-
-
 def _held(db: Database, person_id: str) -> dict[str, int]:
-    return {t: int(db.execute(f"SELECT count() FROM {'.'.join(_where(db, t))} WHERE person_id = %(p)s",
+    return {t: int(db.execute(f"SELECT count() FROM {database_of(db.name, t)}.{t} WHERE person_id = %(p)s",
                               {"p": person_id})[0][0]) for t in STORES}
 
 
@@ -50,7 +45,7 @@ def erase(db: Database, person_id: str, *, actor: str, timeout: float = 120.0,
         phones.delete_phone(db, person_id)  # no reader sees the phone from now on, before the rows go
     for table in STORES:
         if held[table] or table == "person_contacts":
-            database, _ = _where(db, table)
+            database = database_of(db.name, table)
             for server, target in leading(db, servers, database, table):
                 server.execute(f"ALTER TABLE {database}.{target} DELETE WHERE person_id = %(p)s", {"p": person_id})
     deadline = time.monotonic() + timeout

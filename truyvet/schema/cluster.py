@@ -177,6 +177,20 @@ class ClusterSchema:
         statements += [self._distributed(b) for _, b in pairs]
         return statements
 
+    def added_columns(self, statement: str) -> tuple[str, str, list[str]] | None:
+        """``(database, local table, column names)`` when ``statement`` is this form's ``ALTER TABLE
+        <t>_local ON CLUSTER ... ADD COLUMN ...`` of a replicated table, else None."""
+        match = _ALTER.match(statement.strip())
+        if not match or not match.group(1).endswith(LOCAL) or not match.group(2).startswith(self.on):
+            return None
+        operations = _split_top(match.group(2)[len(self.on):])
+        adds = [re.match(r"^\s*ADD\s+COLUMN\s+(?:IF\s+NOT\s+EXISTS\s+)?`?([A-Za-z_][A-Za-z0-9_]*)", op, re.I)
+                for op in operations]
+        if not adds or not all(adds):
+            return None
+        database, table = self.parts(match.group(1))
+        return database, table, [m.group(1) for m in adds if m]
+
     def _alter(self, name: str, operations: str) -> list[str]:
         if self.key(name) not in self.shard_keys:
             return [f"ALTER TABLE {self.q(name)} {self.on} {operations}"]

@@ -31,6 +31,14 @@ def personal(database: str, table: str) -> str:
     return f"{personal_database(database)}.{table}"
 
 
+def database_of(database: str, table: str) -> str:
+    """The database holding store ``table`` of data database ``database``: a personal store's is
+    ``<db>_personal``, the audit log's ``<db>_audit``, every other's the data database itself."""
+    if table in PERSONAL_TABLES:
+        return personal_database(database)
+    return audit_database(database) if table == "audit_log" else database
+
+
 def is_data_database(name: str) -> bool:
     """Not one of the databases kept apart (audit, personal)."""
     return not name.endswith((AUDIT_SUFFIX, PERSONAL_SUFFIX))

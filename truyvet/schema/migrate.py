@@ -14,7 +14,7 @@ from importlib import resources
 
 from truyvet.schema.cluster import ClusterSchema
 from truyvet.schema.databases import audit_database, companions, personal_database
-from truyvet.schema.db import Database
+from truyvet.schema.db import Database, DatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,33 @@ def drop_database(db: Database, name: str) -> None:
         db.execute(f"DROP DATABASE IF EXISTS {each}")
 
 
+DDL_TIMEOUT = 159  # TIMEOUT_EXCEEDED: an ON CLUSTER task some host did not finish in distributed_ddl_task_timeout
+
+
+def _execute(db: Database, statement: str, form: ClusterSchema | None) -> None:
+    """Run one statement; on the cluster, get past ClickHouse 18.16's race in replicated ``ALTER ... ON
+    CLUSTER``: both replicas of a shard may run the ALTER (the second fails, "column already exists",
+    then fails to mark the shard done, "Node exists"), so the statement waits out its timeout although
+    the change is made. Such a timeout of an ``ADD COLUMN`` is accepted once the column is on every
+    shard's table; any other failure is raised."""
+    try:
+        db.execute(statement)
+    except DatabaseError as exc:
+        added = form.added_columns(statement) if form is not None and exc.context.get("code") == DDL_TIMEOUT else None
+        if added is None or form is None:
+            raise
+        database, table, columns = added
+        shards = int(db.execute("SELECT uniqExact(shard_num) FROM system.clusters WHERE cluster = %(c)s",
+                                {"c": form.cluster})[0][0])
+        found = int(db.execute(f"SELECT count() FROM cluster({form.cluster}, system, columns) WHERE database = "
+                               "%(d)s AND table = %(t)s AND name IN %(n)s",
+                               {"d": database, "t": table, "n": tuple(columns)})[0][0])
+        if found < shards * len(columns):
+            raise
+        logger.warning("ON CLUSTER ALTER of %s.%s timed out on a host but every shard has %s (ClickHouse "
+                       "18.16's replicated ALTER race); going on", database, table, ", ".join(columns))
+
+
 MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
     "(version UInt32, name String, applied_at DateTime('UTC')) "
@@ -84,7 +111,7 @@ def apply_migrations(db: Database, *, cluster: str | None = None) -> list[Migrat
         if migration.version in done:
             continue  # transformed anyway: the cluster form remembers the tables' sharding keys
         for statement in statements:
-            db.execute(statement)
+            _execute(db, statement, form)
         db.insert(
             "schema_migrations",
             ["version", "name", "applied_at"],

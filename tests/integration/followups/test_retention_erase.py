@@ -20,7 +20,7 @@ from streams.retention_cli import retention
 from trace_api import audit, phones
 from trace_api.erase import erase, person
 from truyvet.followups import COLUMNS as FOLLOWUP_COLUMNS
-from truyvet.schema.databases import PERSONAL_TABLES, personal
+from truyvet.schema.databases import database_of
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ CARD_COLUMNS = ["person_id", "residence_ward_code", "phone", "card_payload", "ke
 
 def _q(db, table: str) -> str:  # noqa: ANN001
     """A store's name as a query names it: the personal ones in ``<db>_personal``."""
-    return personal(db.name, table) if table in PERSONAL_TABLES else table
+    return f"{database_of(db.name, table)}.{table}"
 
 
 def _wait_gone(db, sql: str, params: dict) -> None:  # noqa: ANN001

@@ -68,3 +68,19 @@ def test_rules_for_new_migrations() -> None:
     assert form.transform("DROP TABLE IF EXISTS fu_mv") == ["DROP TABLE IF EXISTS db9.fu_mv ON CLUSTER truyvet"]
     with pytest.raises(ClusterSchemaError):
         form.transform("OPTIMIZE TABLE follow_ups FINAL")
+
+
+def test_the_replicated_add_column_a_migration_may_get_past_is_recognised() -> None:
+    """truyvet/schema/migrate.py accepts a timed-out ON CLUSTER ``ADD COLUMN`` of a replicated table once the
+    column is on every shard (18.16's replicated ALTER race); only that statement shape is recognised."""
+    form, statements = _all_forms()
+    (local,) = [s for s in statements if s.startswith("ALTER TABLE db1.alerts_local ")]
+    assert form.added_columns(local) == ("db1", "alerts_local", ["kind"])
+    two = "ALTER TABLE db1.cases_local ON CLUSTER truyvet ADD COLUMN a String, ADD COLUMN IF NOT EXISTS `b` UInt8"
+    assert form.added_columns(two) == ("db1", "cases_local", ["a", "b"])
+    for other in ("ALTER TABLE db1.cases_local ON CLUSTER truyvet DROP COLUMN a",
+                  "ALTER TABLE db1.cases_local ON CLUSTER truyvet ADD COLUMN a String, DROP COLUMN b",
+                  "ALTER TABLE db1.cases ON CLUSTER truyvet ADD COLUMN a String",  # not a replicated local table
+                  "ALTER TABLE db1.cases_local ADD COLUMN a String",  # not ON CLUSTER
+                  "DROP TABLE IF EXISTS db1.alerts ON CLUSTER truyvet"):
+        assert form.added_columns(other) is None, other
