@@ -61,18 +61,21 @@ def drop_database(db: Database, name: str) -> None:
 
 
 DDL_TIMEOUT = 159  # TIMEOUT_EXCEEDED: an ON CLUSTER task some host did not finish in distributed_ddl_task_timeout
+COLUMN_EXISTS = 44  # ILLEGAL_COLUMN: "column with this name already exists" (the same ALTER applied again)
 
 
 def _execute(db: Database, statement: str, form: ClusterSchema | None) -> None:
     """Run one statement; on the cluster, get past ClickHouse 18.16's race in replicated ``ALTER ... ON
     CLUSTER``: both replicas of a shard may run the ALTER (the second fails, "column already exists",
     then fails to mark the shard done, "Node exists"), so the statement waits out its timeout although
-    the change is made. Such a timeout of an ``ADD COLUMN`` is accepted once the column is on every
+    the change is made. Such a timeout of an ``ADD COLUMN``, or its "already exists" when the migration
+    is applied again after the stalled server was restarted, is accepted once the column is on every
     shard's table; any other failure is raised."""
     try:
         db.execute(statement)
     except DatabaseError as exc:
-        added = form.added_columns(statement) if form is not None and exc.context.get("code") == DDL_TIMEOUT else None
+        code = exc.context.get("code")
+        added = form.added_columns(statement) if form is not None and code in (DDL_TIMEOUT, COLUMN_EXISTS) else None
         if added is None or form is None:
             raise
         database, table, columns = added

@@ -14,7 +14,8 @@ from truyvet import secretstore
 from truyvet.exceptions import StackError
 from truyvet.schema import apply_migrations, connect
 from truyvet.schema.databases import companions
-from truyvet.schema.db import DriverDatabase
+from truyvet.schema.db import DatabaseError, DriverDatabase
+from truyvet.schema.migrate import DDL_TIMEOUT
 from truyvet.settings import PROJECT_ROOT, CommonSettings
 from truyvet.stack.clickhouse_users import render_users_xml
 from truyvet.stack.processes import ProcessDir, lax_umask, port_open, wait_until
@@ -225,7 +226,22 @@ def ensure_database(settings: CommonSettings, *, wait_for_accounts: bool = True)
     finally:
         bootstrap.close()
     db = connect(admin)
-    apply_migrations(db, cluster=settings.clickhouse_cluster if settings.clustered else None)
+    try:
+        apply_migrations(db, cluster=settings.clickhouse_cluster if settings.clustered else None)
+    except DatabaseError as exc:
+        # 18.16: a server's ON CLUSTER DDL worker can end for good (after ZooKeeper was away); the statement
+        # then times out. Restart such servers of ours, as `truyvet up --cluster` does, and apply again.
+        if not settings.clustered or exc.context.get("code") != DDL_TIMEOUT:
+            raise
+        from truyvet.stack.cluster import ClusterNodes  # the cluster module builds on this one
+
+        healed = ClusterNodes(settings).restart_ddl_stalled()
+        if not healed:
+            raise
+        logger.warning("migrations timed out on %s (DDL worker ended); restarted, applying again", healed)
+        db.close()
+        db = connect(admin)
+        apply_migrations(db, cluster=settings.clickhouse_cluster)
     if settings.clustered:  # every server of the cluster lets the retention account in
         from truyvet.stack.cluster import ClusterNodes  # the cluster module builds on this one
 

@@ -40,6 +40,9 @@ DDL_QUEUE = "/clickhouse/task_queue/ddl"  # deploy/clickhouse/cluster.xml <distr
 # An ON CLUSTER task this old that a server answering queries has not finished: its DDL worker has ended.
 DDL_STALL_SECONDS = 60
 DDL_WORKER_ENDED = "DDLWorker: Unexpected error, will terminate"  # 18.16's last words of that worker
+# ... or these, ending in "Terminating." after the stack trace: a replicated ALTER ON CLUSTER run by both
+# replicas of a shard ("Node exists: .../shards/<shard>/executed"), seen minutes after a ZooKeeper outage
+DDL_WORKER_ENDED_ZK = "DDLWorker: Unexpected ZooKeeper error"
 
 
 @dataclass(frozen=True)
@@ -261,7 +264,7 @@ def _worker_ended_since_start(node: ClickHouseNode) -> bool:
     except (OSError, ValueError, IndexError):
         return False
     started = time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
-    ended = [line for line in tail.splitlines() if DDL_WORKER_ENDED in line]
+    ended = [line for line in tail.splitlines() if DDL_WORKER_ENDED in line or DDL_WORKER_ENDED_ZK in line]
     if not ended:
         return False
     line = ended[-1]
@@ -283,17 +286,27 @@ class ClusterNodes:
         self.kafka = [ClusterKafkaNode(settings, self.layout, spec) for spec in self.layout.kafka]
         self.clickhouse = [clickhouse_node(settings, self.layout, spec) for spec in self.layout.clickhouse]
 
+    def restart_ddl_stalled(self, *, wait: bool = True) -> list[str]:
+        """Restart each running server of ours whose ON CLUSTER DDL worker has ended (:func:`ddl_stalled`);
+        return their names. ``wait``: until they answer again (``up`` waits for every server itself)."""
+        healed = []
+        for node in self.clickhouse:
+            if node.procs.pid(node.name) is not None and ddl_stalled(node):
+                logger.warning("ClickHouse %s: its ON CLUSTER DDL worker has ended (after a ZooKeeper outage); "
+                               "restarting it", node.name)
+                node.stop()
+                node.start(timeout=60 if wait else 0)
+                healed.append(node.name)
+        return healed
+
     def up(self, *, timeout: float = 180) -> None:
         """ZooKeeper first (18.16 aborts at start when its replicated tables' ZooKeeper is down), then every
         ClickHouse server and Kafka node at once, then wait for them all."""
         self.zookeeper.start()
         if self.kafka[0].jar_version() is None:
             self.kafka[0].install()
+        self.restart_ddl_stalled(wait=False)
         for node in self.clickhouse:
-            if node.procs.pid(node.name) is not None and ddl_stalled(node):
-                logger.warning("ClickHouse %s: its ON CLUSTER DDL worker has ended (after a ZooKeeper outage); "
-                               "restarting it", node.name)
-                node.stop()
             node.start(timeout=0)
         for kafka in self.kafka:
             kafka.start(timeout=0)

@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 
 from truyvet.schema import connect
-from truyvet.stack.cluster import DDL_WORKER_ENDED, ddl_stalled
+from truyvet.stack.cluster import DDL_WORKER_ENDED, DDL_WORKER_ENDED_ZK, ddl_stalled
 from truyvet.stack.cluster_stack import ClusterStack
 
 pytestmark = [pytest.mark.integration]
@@ -23,14 +23,23 @@ def _health(cluster, name: str) -> str:  # noqa: ANN001
     return next(row["health"] for row in ClusterStack(cluster.nodes.settings).infra_status() if row["name"] == name)
 
 
-def test_a_server_whose_ddl_worker_ended_is_shown_and_restarted_by_up(cluster) -> None:  # noqa: ANN001
+LAST_WORDS = {
+    "already processed": f"{DDL_WORKER_ENDED}:: Code: 49, e.displayText() = DB::Exception: Server expects that "
+                         "DDL task query-0000000067 should be processed, but it was already processed according to ZK",
+    "replicated ALTER race": f"{DDL_WORKER_ENDED_ZK}: Code: 999, e.displayText() = Coordination::Exception: Node "
+                             "exists, path: /clickhouse/task_queue/ddl/query-0000000354/shards/a,b/executed, Stack "
+                             "trace:",  # ... the trace, then ". Terminating."
+}
+
+
+@pytest.mark.parametrize("words", list(LAST_WORDS))
+def test_a_server_whose_ddl_worker_ended_is_shown_and_restarted_by_up(cluster, words: str) -> None:  # noqa: ANN001
     node = cluster.nodes.clickhouse[3]
     assert not ddl_stalled(node), "stalled before the test"
     assert _health(cluster, node.name) == "up"
     with (node.home / "logs" / "error.log").open("a") as log:
-        log.write(f"{datetime.now().strftime('%Y.%m.%d %H:%M:%S.%f')} [ 40 ] {{}} <Error> {DDL_WORKER_ENDED}:: "
-                  "Code: 49, e.displayText() = DB::Exception: Server expects that DDL task query-0000000067 "
-                  "should be processed, but it was already processed according to ZK (written by the test)\n")
+        log.write(f"{datetime.now().strftime('%Y.%m.%d %H:%M:%S.%f')} [ 40 ] {{}} <Error> {LAST_WORDS[words]} "
+                  "(written by the test)\n")
     assert ddl_stalled(node)
     assert _health(cluster, node.name) == "ddl-stalled"
 
