@@ -229,16 +229,7 @@ def ensure_database(settings: CommonSettings, *, wait_for_accounts: bool = True)
     try:
         apply_migrations(db, cluster=settings.clickhouse_cluster if settings.clustered else None)
     except DatabaseError as exc:
-        # 18.16: a server's ON CLUSTER DDL worker can end for good (after ZooKeeper was away); the statement
-        # then times out. Restart such servers of ours, as `truyvet up --cluster` does, and apply again.
-        if not settings.clustered or exc.context.get("code") != DDL_TIMEOUT:
-            raise
-        from truyvet.stack.cluster import ClusterNodes  # the cluster module builds on this one
-
-        healed = ClusterNodes(settings).restart_ddl_stalled()
-        if not healed:
-            raise
-        logger.warning("migrations timed out on %s (DDL worker ended); restarted, applying again", healed)
+        _heal_ddl_or_raise(settings, exc, "migrations")
         db.close()
         db = connect(admin)
         apply_migrations(db, cluster=settings.clickhouse_cluster)
@@ -252,6 +243,20 @@ def ensure_database(settings: CommonSettings, *, wait_for_accounts: bool = True)
     return db
 
 
+def _heal_ddl_or_raise(settings: CommonSettings, exc: DatabaseError, what: str) -> None:
+    """After ``ON CLUSTER`` DDL timed out: 18.16's DDL worker of a server can end for good (after ZooKeeper
+    was away), so every statement waits for it. Restart such servers of ours, as `truyvet up --cluster`
+    does, so the caller can try again; any other failure is raised."""
+    if not settings.clustered or exc.context.get("code") != DDL_TIMEOUT:
+        raise exc
+    from truyvet.stack.cluster import ClusterNodes  # the cluster module builds on this one
+
+    healed = ClusterNodes(settings).restart_ddl_stalled()
+    if not healed:
+        raise exc
+    logger.warning("%s timed out: the DDL worker of %s had ended; restarted them, trying again", what, healed)
+
+
 def drop_databases(settings: CommonSettings, database: str | None = None) -> None:
     """``DROP DATABASE IF EXISTS`` (on every server of the cluster on the cluster profile)."""
     on_cluster = f" ON CLUSTER {settings.clickhouse_cluster}" if settings.clustered else ""
@@ -259,7 +264,11 @@ def drop_databases(settings: CommonSettings, database: str | None = None) -> Non
     db = connect(settings.as_account(clickhouse="admin"), database="system")
     try:
         for each in (*companions(name), name):  # migrations 0070 and 0094 keep audit and personal apart
-            db.execute(f"DROP DATABASE IF EXISTS {each}{on_cluster}")
+            try:
+                db.execute(f"DROP DATABASE IF EXISTS {each}{on_cluster}")
+            except DatabaseError as exc:
+                _heal_ddl_or_raise(settings, exc, f"DROP DATABASE {each}")
+                db.execute(f"DROP DATABASE IF EXISTS {each}{on_cluster}")
     finally:
         db.close()
 
