@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 DEPLOY = PROJECT_ROOT / "deploy" / "clickhouse"
 NAME = "clickhouse"
 # The databases the retention account may use (it drops expired partitions there), one per line.
-RETENTION_FILE = "retention-databases"
+RETENTION_FILE = "retention-databases"  # the data databases the limited accounts may use (name kept for installs)
 
 
 def server_binary() -> list[str] | None:
@@ -97,18 +97,18 @@ class ClickHouseNode:
         return {account: secretstore.ensure_secret(data_dir, secretstore.clickhouse_password_name(account))
                 for account in secretstore.CLICKHOUSE_ACCOUNTS}
 
-    def listed_retention_databases(self) -> set[str]:
+    def listed_data_databases(self) -> set[str]:
         try:
             return set((self.home / RETENTION_FILE).read_text().split())
         except FileNotFoundError:
             return set()
 
-    def retention_databases(self) -> set[str]:
-        return self.listed_retention_databases() | {self.settings.clickhouse_database}
+    def data_databases(self) -> set[str]:
+        return self.listed_data_databases() | {self.settings.clickhouse_database}
 
-    def write_users(self, retention_databases: set[str] | None = None) -> None:
+    def write_users(self, data_databases: set[str] | None = None) -> None:
         """(Re)write users.xml; a running server reads it again within seconds (no restart)."""
-        databases = retention_databases if retention_databases is not None else self.retention_databases()
+        databases = data_databases if data_databases is not None else self.data_databases()
         _write_private(self.home / RETENTION_FILE, "".join(f"{d}\n" for d in sorted(databases)))
         _write_private(self.home / "users.xml", render_users_xml(self.passwords(), limited_databases=databases))
 
@@ -121,23 +121,23 @@ class ClickHouseNode:
             return False
         return listens and (self.home / "users.xml").exists() and self.procs.pid(self.name) is not None
 
-    def allow_retention(self, database: str, *, wait: bool = False) -> None:
+    def allow_database(self, database: str, *, wait: bool = False) -> None:
         """Let the accounts held to listed databases (retention, worker, dispatcher: clickhouse_users.py)
         use ``database`` (a test's own database, say); the list keeps only databases that still exist. The
         server is told to read users.xml again at once (``SYSTEM RELOAD CONFIG``; on its own it looks every
         2 s): ``wait`` until it has (a worker or dispatcher started before would be refused the database)."""
         if not self.manages_users():
             return
-        if database not in self.listed_retention_databases():
+        if database not in self.listed_data_databases():
             db = connect(self.own.as_account(clickhouse="admin"), database="system")
             try:
                 existing = {str(r[0]) for r in db.execute("SELECT name FROM system.databases")}
-                self.write_users((self.retention_databases() & existing) | {database})
+                self.write_users((self.data_databases() & existing) | {database})
                 db.execute("SYSTEM RELOAD CONFIG")
             finally:
                 db.close()
         if wait:
-            wait_until(lambda: self._can_use(database), timeout=30, what=f"retention account let into {database}")
+            wait_until(lambda: self._can_use(database), timeout=30, what=f"limited accounts let into {database}")
 
     def _can_use(self, database: str) -> bool:
         db = connect(self.own.as_account(clickhouse="retention"), database=database)
@@ -237,9 +237,9 @@ def ensure_database(settings: CommonSettings, *, wait_for_accounts: bool = True)
         from truyvet.stack.cluster import ClusterNodes  # the cluster module builds on this one
 
         for node in ClusterNodes(settings).clickhouse:
-            node.allow_retention(settings.clickhouse_database, wait=wait_for_accounts)
+            node.allow_database(settings.clickhouse_database, wait=wait_for_accounts)
     else:
-        ClickHouseNode(settings).allow_retention(settings.clickhouse_database, wait=wait_for_accounts)
+        ClickHouseNode(settings).allow_database(settings.clickhouse_database, wait=wait_for_accounts)
     return db
 
 

@@ -94,7 +94,7 @@ def test_clickhouse_stopped_mid_run_then_back_gives_exactly_the_reference(
         venues, arrivals, expected = run_of(43, OUTAGE_SCANS)
         p = pipeline(clickhouse_port=own.clickhouse_port)
         p.create(venues)
-        node.allow_retention(p.settings.clickhouse_database, wait=True)  # the worker's account: into this database
+        node.allow_database(p.settings.clickhouse_database, wait=True)  # the worker's account: into this database
         p.start_worker()
         producing = produce_in_background(p, arrivals)
         wait_for(lambda: row_count(p) > 0, timeout=300, what="first visits written")
